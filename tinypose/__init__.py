@@ -1,0 +1,7 @@
+"""tinypose: PP-TinyPose human keypoint detection in pure PyTorch."""
+
+from .models import LiteHRNet, ModelSpec, TinyPose, build_model, get_spec, list_models
+
+__version__ = "0.1.0"
+
+__all__ = ["LiteHRNet", "ModelSpec", "TinyPose", "build_model", "get_spec", "list_models", "__version__"]

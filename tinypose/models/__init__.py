@@ -1,0 +1,17 @@
+"""Model definitions and the registry of PP-TinyPose variants."""
+
+from .litehrnet import LiteHRNet, LiteHRNetConfig, channel_shuffle
+from .tinypose import MODEL_SPECS, ModelSpec, TinyPose, WeightSource, build_model, get_spec, list_models
+
+__all__ = [
+    "LiteHRNet",
+    "LiteHRNetConfig",
+    "channel_shuffle",
+    "MODEL_SPECS",
+    "ModelSpec",
+    "TinyPose",
+    "WeightSource",
+    "build_model",
+    "get_spec",
+    "list_models",
+]

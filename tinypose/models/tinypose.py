@@ -1,0 +1,198 @@
+"""PP-TinyPose: LiteHRNet ``wider_naive`` + a 1x1 conv to 17 COCO keypoint heatmaps.
+
+PaddleDetection ``configs/keypoint/tiny_pose/tinypose_{128x96,256x192}.yml`` and
+``ppdet/modeling/architectures/keypoint_hrnet.py`` (``TopDownHRNet``). The registry below is the
+one place where input size, heatmap size, sigma, flip pairs, normalization and weight sources of
+each variant are written down; the rest of the project reads them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from .litehrnet import WIDER_NAIVE, LiteHRNet, LiteHRNetConfig
+
+__all__ = [
+    "TinyPose",
+    "ModelSpec",
+    "WeightSource",
+    "MODEL_SPECS",
+    "COCO_KEYPOINTS",
+    "COCO_FLIP_PAIRS",
+    "COCO_SKELETON",
+    "COCO_SIGMAS",
+    "build_model",
+    "get_spec",
+    "list_models",
+]
+
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple((i, i + 1) for i in range(1, 17, 2))
+COCO_SKELETON: tuple[tuple[int, int], ...] = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)  # fmt: skip
+"""Limb pairs as drawn by PaddleDetection's ``visualize_pose`` / the COCO keypoint skeleton."""
+COCO_SIGMAS: tuple[float, ...] = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+)  # fmt: skip
+"""Per-keypoint OKS sigmas of COCO (pycocotools ``COCOeval.kpt_oks_sigmas``)."""
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """One downloadable file of a weight release; ``files`` lists companions (IR ``.bin``)."""
+
+    url: str
+    sha256: str | None
+    filename: str
+    format: str
+    description: str = ""
+    companions: tuple[tuple[str, str, str], ...] = ()
+    """(url, sha256, filename) of files that must sit next to ``filename``."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that differs between PP-TinyPose variants."""
+
+    name: str
+    input_height: int
+    input_width: int
+    sigma: float
+    backbone: LiteHRNetConfig = WIDER_NAIVE
+    num_joints: int = 17
+    heatmap_stride: int = 4
+    flip_pairs: tuple[tuple[int, int], ...] = COCO_FLIP_PAIRS
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    keypoint_names: tuple[str, ...] = COCO_KEYPOINTS
+    skeleton: tuple[tuple[int, int], ...] = COCO_SKELETON
+    oks_sigmas: tuple[float, ...] = COCO_SIGMAS
+    weights: tuple[WeightSource, ...] = field(default_factory=tuple)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height), the order OpenCV and PaddleDetection's ``trainsize`` use."""
+        return self.input_width, self.input_height
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """(width, height) of the output heatmaps."""
+        return self.input_width // self.heatmap_stride, self.input_height // self.heatmap_stride
+
+    @property
+    def aspect_ratio(self) -> float:
+        """Input width / height, used to fix box aspect before cropping."""
+        return self.input_width / self.input_height
+
+
+_PADDLEX_PRETRAINED = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model"
+_IR_REPO = "https://github.com/guojin-yan/Csharp_and_OpenVINO_deploy_PP-TinyPose/raw/0f6a4845d37b5b16edacbb76f1b1debb39e28a11"
+
+
+def _sources(name: str, ir_dir: str, xml_sha: str, bin_sha: str) -> tuple[WeightSource, ...]:
+    return (
+        WeightSource(
+            url=f"{_PADDLEX_PRETRAINED}/{name}_pretrained.pdparams",
+            sha256=None,
+            filename=f"{name}_pretrained.pdparams",
+            format="pdparams",
+            description="PaddleX official pretrained checkpoint",
+        ),
+        WeightSource(
+            url=f"{_IR_REPO}/model/{ir_dir}/ir_fp16/model.xml",
+            sha256=xml_sha,
+            filename=f"{name}_openvino/model.xml",
+            format="openvino",
+            description="PaddleDetection enhanced PP-TinyPose as OpenVINO IR (fp16, BatchNorm folded)",
+            companions=((f"{_IR_REPO}/model/{ir_dir}/ir_fp16/model.bin", bin_sha, f"{name}_openvino/model.bin"),),
+        ),
+    )
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="PP-TinyPose_128x96",
+            input_height=128,
+            input_width=96,
+            sigma=1.0,
+            weights=_sources(
+                "PP-TinyPose_128x96",
+                "tinypose_128_96",
+                "f743e248d871ce647c63e05cde6a1bc660bf612208687acf70173bbe18e1885a",
+                "aa745b5711155bf07b3c60bb9d0b17ad4f5cd6ff57606fba564f20764fe79daf",
+            ),
+        ),
+        ModelSpec(
+            name="PP-TinyPose_256x192",
+            input_height=256,
+            input_width=192,
+            sigma=2.0,
+            weights=_sources(
+                "PP-TinyPose_256x192",
+                "tinypose_256_192",
+                "71990905e8ee8de250c57c4d52a6bb25028fecb7f3fc35d43707febefa45ba14",
+                "b16cdb387b96f431c4e0052a8f1c5344bb5cc7c71cc14e245be260624968e462",
+            ),
+        ),
+    )
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`build_model` and ``create_model``."""
+    return sorted(MODEL_SPECS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Look up a variant by name; accepts ``PP-TinyPose_128x96``, ``tinypose_128x96`` or ``128x96``."""
+    key = name.strip()
+    for spec_name, spec in MODEL_SPECS.items():
+        short = spec_name.split("_", 1)[1]
+        if key in (spec_name, short, f"tinypose_{short}") or key.lower() == spec_name.lower():
+            return spec
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+
+
+class TinyPose(nn.Module):
+    """Top-down keypoint model: normalized RGB [N,3,H,W] -> raw heatmaps [N,K,H/4,W/4]."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.backbone = LiteHRNet(spec.backbone)
+        self.final_conv = nn.Conv2d(self.backbone.out_channels[0], spec.num_joints, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.final_conv(self.backbone(x)[0])
+
+
+def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | Path = False) -> TinyPose:
+    """Build a PP-TinyPose variant in eval mode.
+
+    ``pretrained``: ``False`` (random init), ``True`` (the default released weights, downloaded
+    or found in the cache), or a path to weights in any supported format (``.safetensors``,
+    ``.pdparams``, a Paddle/PaddleX inference folder or ``.pdmodel``/``.json``, OpenVINO ``.xml``).
+    """
+    spec = get_spec(name)
+    model = TinyPose(spec)
+    if pretrained is not False and pretrained is not None:
+        from ..weights import load_state_dict, resolve_pretrained
+
+        path = resolve_pretrained(spec) if pretrained is True else Path(pretrained)
+        model.load_state_dict(load_state_dict(path, spec.name), strict=True)
+    return model.eval()
+

@@ -1,0 +1,44 @@
+"""safetensors output and input, with provenance metadata (model name, source, its sha256)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import WeightsError
+
+__all__ = ["save_safetensors", "read_safetensors"]
+
+
+def save_safetensors(
+    state: dict[str, torch.Tensor], path: str | Path, model_name: str, metadata: dict[str, str] | None = None
+) -> Path:
+    """Write ``state`` to ``path`` atomically (temp file + rename) with ``model_name`` in the header."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": "pt", "model_name": model_name, **(metadata or {})}
+    tmp = path.with_name(path.name + ".partial")
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp), metadata=header)
+    tmp.replace(path)
+    return path
+
+
+def read_safetensors(path: str | Path):  # -> RawWeights (import cycle avoided)
+    """Read a safetensors file written by tinypose (or any torch-named TinyPose state dict)."""
+    from safetensors import SafetensorError, safe_open
+
+    from .loader import RawWeights
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="np") as file:
+            metadata = file.metadata() or {}
+            arrays = {name: np.asarray(file.get_tensor(name)) for name in file.keys()}
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as error:
+        raise WeightsError(f"{path}: not a readable safetensors file (truncated or corrupt?): {error}") from None
+    return RawWeights(path, "safetensors", arrays, "torch", model_name=metadata.get("model_name"))
