@@ -108,7 +108,7 @@ def plot_histogram(
     return path
 
 
-def _image_size_problems(data: Mapping[str, Any], path: Path, images_dir: Path) -> list[str]:
+def _image_size_problems(data: Mapping[str, Any], images_dir: Path) -> list[str]:
     """Images that cannot be opened or whose stored size differs from the record (header read only)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -127,6 +127,28 @@ def _image_size_problems(data: Mapping[str, Any], path: Path, images_dir: Path) 
                 f"{where}: {file} is {width}x{height} but the record says {image['width']}x{image['height']}"
             )
     return problems
+
+
+def _draw_samples(
+    data: Mapping[str, Any], images_dir: Path, check_dir: Path, sample_num: int, skeleton: Sequence[tuple[int, int]]
+) -> list[str]:
+    """Draw the first ``sample_num`` images with their annotations into ``check_dir/demo_img``."""
+    by_image: dict[Any, list] = {}
+    for annotation in data["annotations"]:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    paths = []
+    for image in data["images"][:sample_num]:
+        file = images_dir / image["file_name"]
+        try:
+            picture = read_image(str(file))
+        except FileNotFoundError:
+            raise DatasetError(f"images (id {image['id']}): {file} cannot be decoded as an image") from None
+        drawn = draw_annotations(picture, by_image.get(image["id"], []), skeleton)
+        target = check_dir / "demo_img" / image["file_name"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        paths.append((Path("check_dataset") / target.relative_to(check_dir)).as_posix())
+    return paths
 
 
 def write_result(result: Mapping[str, Any], output_dir: str | Path, name: str = RESULT_FILE) -> Path:
@@ -167,44 +189,21 @@ def check_dataset(
             )
         layout = resolve_layout(dataset_dir, train_annotations, val_annotations)
         datasets: dict[str, dict[str, Any]] = {}
-        attributes: dict[str, Any] = {}
         warnings: list[str] = []
-        for tag in ("train", "val"):
+        for tag in ("train", "val"):  # every check before anything is drawn
             data, found = validate_coco(layout.annotations(tag), layout.images_dir, len(keypoint_names))
-            datasets[tag] = data
-            warnings += found
-            by_image: dict[Any, list] = {}
-            for annotation in data["annotations"]:
-                by_image.setdefault(annotation["image_id"], []).append(annotation)
-            paths = []
-            image_path = layout.annotations(tag)
-            problems = _image_size_problems(data, image_path, layout.images_dir)
+            problems = _image_size_problems(data, layout.images_dir)
             if problems:
                 listed = "\n  ".join(problems[:20])
-                raise DatasetError(f"{image_path}: {len(problems)} image(s) do not match their records:\n  {listed}")
-            for image in data["images"][:sample_num]:
-                file = layout.images_dir / image["file_name"]
-                try:
-                    picture = read_image(str(file))
-                except FileNotFoundError:
-                    raise DatasetError(
-                        f"{image_path}: image id {image['id']}: {file} cannot be decoded as an image"
-                    ) from None
-                drawn = draw_annotations(picture, by_image.get(image["id"], []), skeleton)
-                target = check_dir / "demo_img" / image["file_name"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(target), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-                paths.append((Path("check_dataset") / target.relative_to(check_dir)).as_posix())
-            attributes["num_classes"] = len(data["categories"])
+                raise DatasetError(
+                    f"{layout.annotations(tag)}: {len(problems)} image(s) do not match their records:\n  {listed}"
+                )
+            datasets[tag] = data
+            warnings += found
+        attributes: dict[str, Any] = {"num_classes": len(datasets["val"]["categories"])}
+        for tag, data in datasets.items():
             attributes[f"{tag}_samples"] = len(data["images"])
-            attributes[f"{tag}_sample_paths"] = paths
-        attributes = {
-            "num_classes": attributes["num_classes"],
-            "train_samples": attributes["train_samples"],
-            "train_sample_paths": attributes["train_sample_paths"],
-            "val_samples": attributes["val_samples"],
-            "val_sample_paths": attributes["val_sample_paths"],
-        }
+            attributes[f"{tag}_sample_paths"] = _draw_samples(data, layout.images_dir, check_dir, sample_num, skeleton)
         plot_histogram(datasets, keypoint_names, check_dir / "histogram.png")
     except DatasetError as error:
         write_result(

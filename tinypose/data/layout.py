@@ -8,10 +8,21 @@ in that order, so datasets prepared for either work unchanged.
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DatasetError", "DatasetLayout", "ANNOTATION_NAMES", "IMAGES_DIR", "resolve_layout", "find_annotation"]
+__all__ = [
+    "DatasetError",
+    "DatasetLayout",
+    "ANNOTATION_NAMES",
+    "IMAGES_DIR",
+    "resolve_layout",
+    "find_annotation",
+    "make_paddlex_layout",
+]
 
 IMAGES_DIR = "images"
 ANNOTATIONS_DIR = "annotations"
@@ -86,3 +97,35 @@ def resolve_layout(
     for split in require:
         layout.annotations(split)
     return layout
+
+
+def make_paddlex_layout(
+    target_dir: str | Path, images_dir: str | Path, annotations: Mapping[str, str | Path], link: bool = True
+) -> DatasetLayout:
+    """Lay out an image folder and per-split annotation files in PaddleX's structure under ``target_dir``.
+
+    ``annotations`` maps ``train``/``val`` to COCO files (the same file may serve both); they are
+    copied to ``annotations/person_keypoints_{split}2017.json``. ``images/`` becomes a symlink to
+    ``images_dir`` (a copy when ``link`` is false or links are unavailable). Existing files are
+    never replaced.
+    """
+    target = Path(target_dir)
+    (target / ANNOTATIONS_DIR).mkdir(parents=True, exist_ok=True)
+    images = target / IMAGES_DIR
+    if images.exists() or images.is_symlink():
+        raise DatasetError(f"{images} already exists; choose an empty target folder")
+    source_images = Path(images_dir).resolve()
+    if not source_images.is_dir():
+        raise DatasetError(f"{source_images}: image folder does not exist")
+    try:
+        if not link:
+            raise OSError("copy requested")
+        os.symlink(source_images, images, target_is_directory=True)
+    except OSError:
+        shutil.copytree(source_images, images)
+    for split, source in annotations.items():
+        destination = target / ANNOTATIONS_DIR / ANNOTATION_NAMES[split][0]
+        if destination.exists():
+            raise DatasetError(f"{destination} already exists; choose an empty target folder")
+        shutil.copyfile(source, destination)
+    return resolve_layout(target, require=tuple(annotations))

@@ -10,7 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-__all__ = ["TrainingCurves", "ExportBestCheckpoint", "plot_training_curves"]
+__all__ = ["TrainingCurves", "ExportBestCheckpoint", "SaveOnInterrupt", "plot_training_curves"]
 
 
 def _scalar(metrics: dict[str, Any], name: str) -> float | None:
@@ -121,3 +121,25 @@ class ExportBestCheckpoint(Callback):
         target = Path(trainer.default_root_dir) / self.path
         self.exported = str(export_checkpoint(source, target, extra))
         rank_zero_info(f"best weights: {self.exported} (from {source})")
+
+
+class SaveOnInterrupt(Callback):
+    """Saves ``interrupted.ckpt`` when training stops on an exception (Ctrl-C, a crash), so that
+    ``resume=auto`` continues from that very batch; the file is removed once a run finishes.
+
+    Unlike Lightning's ``OnExceptionCheckpoint`` this does not make a later ``fit`` resume on its own:
+    resuming is always asked for explicitly.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if trainer.state.fn == "fit" and trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+            rank_zero_info(f"training stopped ({type(exception).__name__}); saved {self.path}, continue with resume=auto")
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.path.is_file():
+            self.path.unlink()

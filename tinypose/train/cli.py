@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +62,24 @@ def run_check_dataset(cfg: DictConfig) -> dict[str, Any]:
     )
 
 
-def run_train(cfg: DictConfig) -> dict[str, Any]:
+def run_train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Fit the configured module on the configured data; ``extra_callbacks`` are added to the configured ones."""
     import lightning as L
     from hydra.utils import instantiate
 
     L.seed_everything(int(cfg.seed), workers=True)
     weights = resolve_weights(cfg.weights)
     ckpt_path = resolve_resume(cfg.get("resume"), cfg.output_dir)
+    earlier = sorted((Path(cfg.output_dir) / "checkpoints").glob("*.ckpt"))
+    if ckpt_path is None and earlier:
+        raise ValueError(
+            f"{earlier[0].parent} holds checkpoints of an earlier run ({', '.join(p.name for p in earlier)}); "
+            "continue it with resume=auto, or choose a new output_dir (nothing is overwritten)"
+        )
     datamodule = instantiate(cfg.data, _convert_="all")
     module = instantiate(cfg.module, weights=weights if weights is not False else None, _convert_="all")
     callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks += list(extra_callbacks)
     loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "coco_keypoint_stats",
     "detector_results",
     "person_instances",
+    "iter_heatmaps",
     "predict_keypoints",
     "evaluate",
 ]
@@ -294,6 +295,31 @@ def _heatmap_function(model: Any, device: torch.device | str | None) -> tuple[Ca
 
 
 @torch.inference_mode()
+def iter_heatmaps(
+    model: Any,
+    instances: Sequence[PersonInstance],
+    spec: ModelSpec,
+    flip: bool = True,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Per batch: dataset ``indices``, heatmaps, and the heatmaps of the mirrored crops (``None`` without flip)."""
+    from tqdm.auto import tqdm
+
+    forward, device = _heatmap_function(model, device)
+    loader = torch.utils.data.DataLoader(
+        TopDownEvalDataset(instances, spec), batch_size=batch_size, shuffle=False, num_workers=num_workers
+    )
+    to_numpy = lambda t: t.detach().float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)  # noqa: E731
+    for batch in tqdm(loader, desc="evaluate", disable=not progress):
+        images = normalize_batch(batch["image"].to(device), spec.mean, spec.std)
+        heatmaps = to_numpy(forward(images))
+        flipped = to_numpy(forward(torch.flip(images, [3]))) if flip else None
+        yield batch["index"].numpy(), heatmaps, flipped
+
+
 def predict_keypoints(
     model: Any,
     instances: Sequence[PersonInstance],
@@ -305,19 +331,11 @@ def predict_keypoints(
     progress: bool = True,
 ) -> np.ndarray:
     """Keypoints [N,K,3] (x, y, score; float32) of every person, PaddleDetection's eval path."""
-    from tqdm.auto import tqdm
-
-    forward, device = _heatmap_function(model, device)
     codec = HeatmapCodec.from_spec(spec)
-    loader = torch.utils.data.DataLoader(
-        TopDownEvalDataset(instances, spec), batch_size=batch_size, shuffle=False, num_workers=num_workers
-    )
     outputs = np.zeros((len(instances), spec.num_joints, 3), dtype=np.float32)
-    for batch in tqdm(loader, desc="evaluate", disable=not progress):
-        images = normalize_batch(batch["image"].to(device), spec.mean, spec.std)
-        heatmaps = forward(images)
-        flipped = forward(torch.flip(images, [3])) if flip else None
-        indices = batch["index"].numpy()
+    for indices, heatmaps, flipped in iter_heatmaps(
+        model, instances, spec, flip, batch_size, device, num_workers, progress
+    ):
         outputs[indices] = decode_batch(codec, heatmaps, flipped, [instances[i] for i in indices])
     return outputs
 

@@ -10,6 +10,7 @@ ten COCO stats as ``val/AP`` ... ``val/ARl``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,6 +134,8 @@ class TinyPoseLitModule(L.LightningModule):
         if not weights:
             init_paddle_weights(self.model)
         self.norm_eval = batchnorm_is_folded(self.model) if norm_eval == "auto" else bool(norm_eval)
+        if self.norm_eval:  # frozen BatchNorm layers are in eval mode on purpose
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
         self.codec = HeatmapCodec.from_spec(self.spec)
         self.evaluator: KeypointEvaluator | None = None
         self.train()  # build_model returns eval mode; Lightning keeps the modes it finds
@@ -189,10 +192,20 @@ class TinyPoseLitModule(L.LightningModule):
         self.evaluator = None
 
     def _steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch, for milestones given in epochs.
+
+        Counted from the datamodule's loader: ``trainer.estimated_stepping_batches`` would set up the
+        trainer's own train loader before a checkpoint's loader state is restored (breaking resume).
+        """
         trainer = self.trainer
-        if trainer.max_epochs is not None and trainer.max_epochs > 0:
-            return max(1, math.ceil(trainer.estimated_stepping_batches / trainer.max_epochs))
-        return max(1, int(trainer.num_training_batches)) if math.isfinite(trainer.num_training_batches) else 1
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None:
+            epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+            return max(1, math.ceil(trainer.estimated_stepping_batches / epochs))
+        batches = len(datamodule.train_dataloader())
+        limit = trainer.limit_train_batches
+        batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
+        return max(1, math.ceil(batches / trainer.accumulate_grad_batches))
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
