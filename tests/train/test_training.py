@@ -102,13 +102,14 @@ def test_finetuning_keeps_ap_and_exports_the_best_checkpoint(
 
 
 class _Crash(L.Callback):
-    """Stops a run with an error at the start of a chosen batch, as Ctrl-C or a crash in the forward would."""
+    """Stops a run with an error between the forward and the backward pass of a chosen step, as Ctrl-C
+    or a crash in the middle of a batch would (BatchNorm statistics already updated, no optimizer step)."""
 
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.at = (epoch, batch)
+    def __init__(self, step: int) -> None:
+        self.step = step
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
-        if (trainer.current_epoch, batch_idx) == self.at:
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        if trainer.global_step == self.step:
             raise RuntimeError("simulated interruption")
 
 
@@ -127,7 +128,7 @@ def test_interrupted_run_resumes_without_losing_anything(coco_dev_paddlex: Path,
 
     interrupted = tmp_path / "interrupted"
     with pytest.raises(RuntimeError, match="simulated interruption"):
-        run_train(compose_config([*common, f"output_dir={interrupted}"]), extra_callbacks=[_Crash(epoch=1, batch=1)])
+        run_train(compose_config([*common, f"output_dir={interrupted}"]), extra_callbacks=[_Crash(step=4)])
     saved = torch.load(interrupted / "checkpoints" / "interrupted.ckpt", map_location="cpu", weights_only=True)
     assert (saved["epoch"], saved["global_step"]) == (1, 4)
     result = run_train(compose_config([*common, f"output_dir={interrupted}", "resume=auto"]))

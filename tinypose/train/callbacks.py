@@ -127,17 +127,31 @@ class SaveOnInterrupt(Callback):
     """Saves ``interrupted.ckpt`` when training stops on an exception (Ctrl-C, a crash), so that
     ``resume=auto`` continues from that very batch; the file is removed once a run finishes.
 
+    A batch cut short has already updated the BatchNorm running statistics in its forward pass; they
+    are put back to their values before that batch, so the resumed run repeats it exactly once.
     Unlike Lightning's ``OnExceptionCheckpoint`` this does not make a later ``fit`` resume on its own:
     resuming is always asked for explicitly.
     """
 
     def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
         self.path = Path(dirpath) / f"{filename}.ckpt"
+        self._buffers: dict[str, Any] | None = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._buffers = {name: buffer.detach().clone() for name, buffer in pl_module.named_buffers()}
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._buffers = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn == "fit" and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path)
-            rank_zero_info(f"training stopped ({type(exception).__name__}); saved {self.path}, continue with resume=auto")
+        if trainer.state.fn != "fit" or trainer.global_step == 0:
+            return
+        if self._buffers is not None:  # stopped inside a batch: undo its BatchNorm statistics update
+            for name, buffer in pl_module.named_buffers():
+                buffer.copy_(self._buffers[name])
+        trainer.save_checkpoint(self.path)
+        rank_zero_info(f"training stopped ({type(exception).__name__}); saved {self.path}, continue with resume=auto")
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
