@@ -78,6 +78,8 @@ class VideoSource:
     width: int
     height: int
     writers: dict[str, Any] = field(default_factory=dict)
+    frames_read: int | None = None
+    """Set when the whole video has been read: the number of frames it gave."""
 
     def close(self) -> None:
         """Finish every annotated video written from this source (``save_to_video``)."""
@@ -281,11 +283,11 @@ def _iter_video(path: str) -> Iterator[InputItem]:
                 break
             yield InputItem(to_bgr8(frame, f"{path} frame {index}"), path, index, source)
             index += 1
+        source.frames_read = index
         if index == 0:
             raise InputError(path, "video has no readable frames")
     finally:
         capture.release()
-        source.close()
 
 
 def _expand(entry: Any, top_level: bool) -> Iterator[tuple[str, Any]]:
@@ -334,7 +336,9 @@ def iter_inputs(
     A bad entry inside a list or folder is yielded as an item with ``error`` set (the caller
     decides whether to stop); a bad single input raises :class:`InputError` at once.
     """
-    single = not isinstance(inputs, (list, tuple))
+    single = not isinstance(inputs, (list, tuple)) and not (
+        isinstance(inputs, (str, os.PathLike)) and os.path.isdir(os.fspath(inputs))
+    )
     entries: Iterable[tuple[str, Any]] = _expand(inputs, top_level=True)
     for kind, value in entries:
         if kind == "error":

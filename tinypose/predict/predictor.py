@@ -34,6 +34,7 @@ from .inputs import (
     VIDEO_SUFFIXES,
     InputError,
     InputItem,
+    VideoSource,
     is_url,
     iter_inputs,
 )
@@ -184,19 +185,33 @@ class KeypointPredictor:
         self.errors = []
         boxes_for = self._box_provider(input, boxes)
         pending: list[tuple[InputItem, np.ndarray | None]] = []
-        for index, item in enumerate(iter_inputs(input, self.url_timeout, self.max_download_bytes)):
-            if item.error is not None:
-                if self.on_error == "raise":
-                    raise item.error
-                self.errors.append(item.error)
-                logger.warning("skipped %s", item.error)
-                continue
-            pending.append((item, boxes_for(index, item)))
-            if len(pending) == batch_size:
+        videos: list[VideoSource] = []
+        try:
+            for index, item in enumerate(iter_inputs(input, self.url_timeout, self.max_download_bytes)):
+                if item.error is not None:
+                    if self.on_error == "raise":
+                        raise item.error
+                    self.errors.append(item.error)
+                    logger.warning("skipped %s", item.error)
+                    continue
+                if item.video is not None and (not videos or videos[-1] is not item.video):
+                    videos.append(item.video)
+                pending.append((item, boxes_for(index, item)))
+                if len(pending) == batch_size:
+                    yield from self._run(pending)
+                    pending = []
+                    self._finish_videos(videos, keep=item.video)
+            if pending:
                 yield from self._run(pending)
-                pending = []
-        if pending:
-            yield from self._run(pending)
+        finally:
+            self._finish_videos(videos, keep=None)
+
+    @staticmethod
+    def _finish_videos(videos: list[VideoSource], keep: VideoSource | None) -> None:
+        """Close the annotated-video writers of videos whose frames have all been yielded."""
+        for video in [v for v in videos if v is not keep]:
+            video.close()
+            videos.remove(video)
 
     def _box_provider(self, inputs: Any, boxes: BoxesArg) -> Callable[[int, InputItem], np.ndarray | None]:
         if boxes is None:

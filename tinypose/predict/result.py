@@ -204,7 +204,8 @@ class KeypointResult(dict):
 
     def save_to_video(self, save_path: str | os.PathLike) -> Path:
         """Append this video frame's picture to an annotated video: a video file path, or a folder
-        (``<video stem>_res.mp4``). The file is finished when the video has been read to its end."""
+        (``<video stem>_res.mp4``). The file is finished with the video's last frame, or when
+        ``predict`` has gone past the video."""
         if self.video is None:
             raise ValueError(f"{self.get('input_path') or '<numpy image>'}: not a video frame; use save_to_img")
         target = Path(save_path)
@@ -221,6 +222,9 @@ class KeypointResult(dict):
                 raise OSError(f"{target}: OpenCV cannot write this video (try a .mp4 or .avi path)")
             self.video.writers[key] = writer
         writer.write(frame)
+        if self.video.frames_read is not None and self.get("frame_index") == self.video.frames_read - 1:
+            writer.release()  # the last frame of the video: finish the file now
+            del self.video.writers[key]
         return target
 
     def save_all(self, save_path: str | os.PathLike) -> None:
