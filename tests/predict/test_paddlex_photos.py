@@ -3,8 +3,9 @@
 References in references/ (made by references/make_references.py, see its README): PaddleX's
 keypoints on the five photos of ../shared/data/photos, whole image and with hand-drawn person
 boxes cropped by PaddleX's pipeline (``_box_xyxy2cs``), flip off and on, with the random fixture
-weights and with the real 128x96 weights written into PaddleX's inference model; plus the uint8
-crops PaddleX fed its network. PaddleX ran with OpenCV 5.1.
+weights and with the real weights written into PaddleX's inference model (128x96, and 256x192
+through the same program widened to 256x192 inputs); plus the uint8 128x96 crops PaddleX fed its
+network. PaddleX ran with OpenCV 5.1.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def models(predictors, openvino_dir: Path) -> dict:
             ("real_128x96", False): real, ("real_128x96", True): real_flip}
 
 
+@pytest.fixture(scope="module")
+def models_256(openvino_dir: Path) -> dict:
+    plain = create_model("PP-TinyPose_256x192", model_dir=openvino_dir / "tinypose_256x192" / "model.xml", device="cpu")
+    return {False: plain, True: create_model("PP-TinyPose_256x192", flip=True, device="cpu", model=plain.model)}
+
+
 def _crop_key(entry: dict) -> str:
     return entry["image"] + ("" if entry["box"] is None else "|" + ",".join(str(v) for v in entry["box"]))
 
@@ -78,6 +85,21 @@ def test_photos_and_boxes_match_paddlex(models, references, crops, data_dir: Pat
         boxes = None if entry["box"] is None else [entry["box"]]
         result = next(predictor.predict(image, boxes=boxes))
         person = result["kpts"][0]
+        e2e_px.append(np.abs(person["keypoints"][:, :2] - expected[:, :2]).max())
+        assert np.abs(person["keypoints"][:, 2] - expected[:, 2]).max() <= E2E_SCORE
+    assert max(e2e_px) <= E2E_PX and float(np.median(e2e_px)) <= E2E_MEDIAN_PX
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_real_256x192_end_to_end_matches_paddlex(models_256, references, data_dir: Path, flip: bool) -> None:
+    entries = [e for e in references["results"] if e["model"] == "real_256x192" and e["flip"] == flip]
+    assert len(entries) == 10
+    images = {name: cv2.imread(str(data_dir / "photos" / name)) for name in {e["image"] for e in entries}}
+    e2e_px = []
+    for entry in entries:
+        boxes = None if entry["box"] is None else [entry["box"]]
+        person = next(models_256[flip].predict(images[entry["image"]], boxes=boxes))["kpts"][0]
+        expected = np.asarray(entry["keypoints"])
         e2e_px.append(np.abs(person["keypoints"][:, :2] - expected[:, :2]).max())
         assert np.abs(person["keypoints"][:, 2] - expected[:, 2]).max() <= E2E_SCORE
     assert max(e2e_px) <= E2E_PX and float(np.median(e2e_px)) <= E2E_MEDIAN_PX
