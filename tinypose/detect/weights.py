@@ -1,0 +1,271 @@
+"""Load PP-PicoDet weights: OpenVINO IR (BatchNorm folded, fp16), Paddle ``.pdparams``, safetensors.
+
+Every source is turned into a complete state dict for :class:`~tinypose.detect.picodet.PicoDet`
+and checked strictly (names, shapes, finite values) before anything is loaded.
+
+OpenVINO IR: the released IRs went Paddle -> ONNX -> OpenVINO, so parameter names are not
+reliable. Convs are matched to modules by **execution order**: the IR keeps the ONNX node names,
+``BatchNormalization_N`` on the bias ``Add`` that follows each BN-folded conv and ``Conv_N`` on
+convs with a real bias, numbered in the order the Paddle program ran them; our modules are
+ordered by running the model once with hooks. Each pair is then checked on weight shape, groups,
+stride and padding. The folded shift becomes a BatchNorm that computes ``x + shift``. Two graph
+constants that differ from Paddle's are carried over as buffers: the fp16-rounded HardSigmoid
+slope and the score epsilon (dropped by fp16 compression).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..weights.errors import WeightsError
+from ..weights.mapping import BN_EPS, paddle_to_torch_name
+from .picodet import PicoDet, get_detector_spec
+
+__all__ = [
+    "IRConv",
+    "load_detector_weights",
+    "detector_state_dict",
+    "execution_order",
+    "state_from_ir_convs",
+    "state_from_pdparams",
+    "read_detector_ir",
+]
+
+
+@dataclass
+class IRConv:
+    """One convolution of an IR graph with what follows it: its bias/BatchNorm-shift ``Add``."""
+
+    name: str
+    order: tuple[str, int]
+    """``("bn", N)`` for a BN-folded conv (ONNX ``BatchNormalization_N``), ``("conv", N)`` for a biased one."""
+    weight: np.ndarray
+    """``[out, in/groups, kh, kw]`` float32 (grouped IR weights already reshaped)."""
+    groups: int
+    shift: np.ndarray
+    strides: tuple[int, int]
+    pads_begin: tuple[int, int]
+    pads_end: tuple[int, int]
+
+
+@dataclass
+class IRGraphConstants:
+    """Per-graph scalar constants that the torch model keeps as buffers."""
+
+    hardsigmoid_slopes: list[float]
+    score_eps: float
+
+
+def execution_order(model: PicoDet) -> tuple[list[tuple[str, str]], list[str]]:
+    """(conv, BatchNorm) pairs in the order the BatchNorms run, and biased convs in run order."""
+    order: list[str] = []
+    modules = dict(model.named_modules())
+    hooks = [
+        module.register_forward_pre_hook(lambda _m, _x, name=name: order.append(name))
+        for name, module in modules.items()
+        if isinstance(module, (nn.Conv2d, nn.BatchNorm2d))
+    ]
+    try:
+        size = model.spec.input_size
+        parameter = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, dtype=parameter.dtype, device=parameter.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    folded: list[tuple[str, str]] = []
+    biased: list[str] = []
+    last_conv = None
+    for name in order:
+        module = modules[name]
+        if isinstance(module, nn.Conv2d):
+            last_conv = name
+            if module.bias is not None:
+                biased.append(name)
+        else:
+            if last_conv is None:
+                raise RuntimeError(f"BatchNorm {name} runs before any conv")
+            folded.append((last_conv, name))
+    return folded, biased
+
+
+def _check_conv(conv: nn.Conv2d, ir: IRConv, module_name: str, source: str) -> None:
+    expected = (tuple(conv.weight.shape), conv.groups, tuple(conv.stride), tuple(conv.padding))
+    found = (tuple(ir.weight.shape), ir.groups, tuple(ir.strides), tuple(ir.pads_begin))
+    if expected != found or tuple(ir.pads_begin) != tuple(ir.pads_end):
+        raise WeightsError(
+            f"{source}: IR conv {ir.name} (weight {found[0]}, groups {found[1]}, stride {found[2]}, pads "
+            f"{ir.pads_begin}/{ir.pads_end}) does not match {module_name} (weight {expected[0]}, groups "
+            f"{expected[1]}, stride {expected[2]}, padding {expected[3]}); this is not a PP-PicoDet "
+            f"{type(conv).__name__} layout this model knows"
+        )
+
+
+def state_from_ir_convs(
+    model: PicoDet, convs: list[IRConv], constants: IRGraphConstants, source: str
+) -> dict[str, np.ndarray]:
+    """Map IR convs onto ``model`` by execution order, unfolding BatchNorm to ``x + shift``."""
+    folded, biased = execution_order(model)
+    ir_folded = sorted((c for c in convs if c.order[0] == "bn"), key=lambda c: c.order[1])
+    ir_biased = sorted((c for c in convs if c.order[0] == "conv"), key=lambda c: c.order[1])
+    if len(ir_folded) != len(folded) or len(ir_biased) != len(biased):
+        raise WeightsError(
+            f"{source}: the IR has {len(ir_folded)} BatchNorm-folded and {len(ir_biased)} biased convs, "
+            f"{model.spec.name} has {len(folded)} and {len(biased)}; not this detector"
+        )
+    modules = dict(model.named_modules())
+    state: dict[str, np.ndarray] = {}
+    for (conv_name, norm_name), ir in zip(folded, ir_folded):
+        _check_conv(modules[conv_name], ir, conv_name, source)  # type: ignore[arg-type]
+        channels = ir.weight.shape[0]
+        if ir.shift.shape != (channels,):
+            raise WeightsError(f"{source}: shift after IR conv {ir.name} has {ir.shift.size} values, expected {channels}")
+        state[f"{conv_name}.weight"] = ir.weight
+        state[f"{norm_name}.weight"] = np.ones(channels, np.float32)
+        state[f"{norm_name}.bias"] = ir.shift
+        state[f"{norm_name}.running_mean"] = np.zeros(channels, np.float32)
+        state[f"{norm_name}.running_var"] = np.full(channels, 1.0 - BN_EPS, np.float32)
+    for conv_name, ir in zip(biased, ir_biased):
+        _check_conv(modules[conv_name], ir, conv_name, source)  # type: ignore[arg-type]
+        state[f"{conv_name}.weight"] = ir.weight
+        state[f"{conv_name}.bias"] = ir.shift
+    slopes = [name for name in model.state_dict() if name.endswith(".slope")]
+    if len(constants.hardsigmoid_slopes) != len(slopes):
+        raise WeightsError(
+            f"{source}: the IR has {len(constants.hardsigmoid_slopes)} HardSigmoid layers, the model {len(slopes)}"
+        )
+    for name, slope in zip(slopes, constants.hardsigmoid_slopes):
+        state[name] = np.asarray(slope, np.float32)
+    state["head.score_eps"] = np.asarray(constants.score_eps, np.float32)
+    return state
+
+
+_ONNX_BN = re.compile(r"^BatchNormalization_(\d+)$")
+_ONNX_CONV = re.compile(r"^Conv_(\d+)$")
+
+
+def read_detector_ir(xml_path: str | Path) -> tuple[list[IRConv], IRGraphConstants]:
+    """Convs (with their following bias ``Add``) and scalar constants of a PP-PicoDet OpenVINO IR."""
+    from ..weights.openvino_ir import read_ir_graph
+
+    source = str(xml_path)
+    graph = read_ir_graph(xml_path)
+    return _convs_from_graph(graph, source)
+
+
+def _convs_from_graph(graph, source: str) -> tuple[list[IRConv], IRGraphConstants]:  # noqa: ANN001
+    raise NotImplementedError  # filled in once tinypose.weights.openvino_ir lands
+
+
+_PADDLE_UNUSED = re.compile(r"^head\.(p\d+_feat\.scale_reg|distribution_project\.project|head_(cls|reg)\d+\.(weight|bias))$")
+"""Entries of a PicoDet ``.pdparams`` with no torch counterpart: GFLHead's unused ``ScaleReg``s, the
+fixed DFL projection, and ``head_cls{i}``/``head_reg{i}``, which alias ``head_{cls,reg}_list.{i}``."""
+
+
+def state_from_pdparams(arrays: dict[str, np.ndarray], model: PicoDet, source: str) -> dict[str, np.ndarray]:
+    """Rename a PicoDet ``.pdparams`` state dict to ours, checking the aliased and fixed entries."""
+    state: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        match = _PADDLE_UNUSED.match(name)
+        if not match:
+            state[paddle_to_torch_name(name)] = value
+            continue
+        if name.endswith("distribution_project.project"):
+            expected = np.linspace(0, model.spec.reg_max, model.spec.reg_max + 1, dtype=np.float32)
+            if not np.allclose(value, expected):
+                raise WeightsError(f"{source}: {name} is {value}, expected 0..{model.spec.reg_max}")
+        elif match.group(2):
+            level = re.search(r"\d+", name.split(".")[1]).group(0)  # type: ignore[union-attr]
+            alias = f"head.head_{match.group(2)}_list.{level}.{match.group(3)}"
+            if alias in arrays and not np.array_equal(arrays[alias], value):
+                raise WeightsError(f"{source}: {name} differs from {alias}, which upstream shares with it")
+            if alias not in arrays:
+                state[alias] = value
+    for name, value in model.state_dict().items():
+        if name.endswith(".slope") or name == "head.score_eps":
+            state.setdefault(name, value.numpy())
+    return state
+
+
+def _strict_state(arrays: dict[str, np.ndarray], model: nn.Module, source: str) -> dict[str, torch.Tensor]:
+    expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    missing = [k for k in expected if k not in arrays]
+    extra = [k for k in arrays if k not in expected and not k.endswith("num_batches_tracked")]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {missing[0]})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (first: {extra[0]})")
+        raise WeightsError(f"{source}: tensors do not match {type(model).__name__}: {'; '.join(parts)}")
+    state: dict[str, torch.Tensor] = {}
+    for name, reference in expected.items():
+        array = np.asarray(arrays[name])
+        if tuple(array.shape) != tuple(reference.shape):
+            raise WeightsError(
+                f"{source}: tensor {name} has shape {tuple(array.shape)}, the model expects {tuple(reference.shape)}"
+            )
+        if not np.issubdtype(array.dtype, np.floating):
+            raise WeightsError(f"{source}: tensor {name} has dtype {array.dtype}, expected floating point")
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        if not torch.isfinite(tensor).all():
+            raise WeightsError(f"{source}: tensor {name} contains NaN or infinity")
+        state[name] = tensor
+    for name, value in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.zeros_like(value)
+    return state
+
+
+def _resolve_path(model: PicoDet, source: bool | str | Path) -> Path:
+    if source is True:
+        from ..weights import resolve_pretrained
+
+        return Path(resolve_pretrained(model.spec))
+    return Path(source)  # type: ignore[arg-type]
+
+
+def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Tensor]:
+    """Read ``path`` (OpenVINO IR ``.xml`` or its folder, ``.pdparams``, ``.safetensors``) for ``model_name``."""
+    from ..weights.loader import _single, detect_format
+
+    model = PicoDet(get_detector_spec(model_name))
+    path = Path(path)
+    kind = detect_format(path)
+    source = str(path)
+    if kind == "openvino":
+        if path.is_dir():
+            path = _single(path, ".xml")
+        convs, constants = read_detector_ir(path)
+        arrays = state_from_ir_convs(model, convs, constants, str(path))
+    elif kind == "pdparams":
+        from ..weights.pdparams import read_pdparams
+
+        if path.is_dir():
+            path = _single(path, ".pdparams")
+        arrays = state_from_pdparams(read_pdparams(path), model, str(path))
+    elif kind == "safetensors":
+        from ..weights.safetensors_io import read_safetensors
+
+        if path.is_dir():
+            path = _single(path, ".safetensors")
+        raw = read_safetensors(path)
+        if raw.model_name and raw.model_name != model.spec.name:
+            raise WeightsError(f"{path}: these weights are for {raw.model_name}, not {model.spec.name}")
+        arrays = raw.arrays
+    else:
+        raise WeightsError(f"{source}: PP-PicoDet weights are read from OpenVINO IR, .pdparams or .safetensors, not {kind}")
+    return _strict_state(arrays, model, str(path))
+
+
+def load_detector_weights(model: PicoDet, source: bool | str | Path) -> PicoDet:
+    """Load weights into ``model`` in place (strict); ``source=True`` means the default release."""
+    path = _resolve_path(model, source)
+    model.load_state_dict(detector_state_dict(path, model.spec.name), strict=True)
+    return model
