@@ -13,6 +13,7 @@ NMS and rescaling to the image live in :mod:`tinypose.detect.predictor`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class DetectorSpec:
     @property
     def num_anchors(self) -> int:
         """Anchor points over all levels for a square ``input_size`` input."""
-        return sum(-(-self.input_size // s) ** 2 for s in self.fpn_strides)
+        return sum(math.ceil(self.input_size / stride) ** 2 for stride in self.fpn_strides)
 
 
 class PicoSE(nn.Module):

@@ -60,6 +60,7 @@ class IRGraphConstants:
 
     hardsigmoid_slopes: list[float]
     score_eps: float
+    input_hw: tuple[int, int] | None = None
 
 
 def execution_order(model: PicoDet) -> tuple[list[tuple[str, str]], list[str]]:
@@ -111,6 +112,13 @@ def state_from_ir_convs(
     model: PicoDet, convs: list[IRConv], constants: IRGraphConstants, source: str
 ) -> dict[str, np.ndarray]:
     """Map IR convs onto ``model`` by execution order, unfolding BatchNorm to ``x + shift``."""
+    size = model.spec.input_size
+    if constants.input_hw is not None and tuple(constants.input_hw) != (size, size):
+        height, width = constants.input_hw
+        raise WeightsError(
+            f"{source}: this IR takes {height}x{width} inputs, {model.spec.name} takes {size}x{size}; "
+            "pick the detector of that size"
+        )
     folded, biased = execution_order(model)
     ir_folded = sorted((c for c in convs if c.order[0] == "bn"), key=lambda c: c.order[1])
     ir_biased = sorted((c for c in convs if c.order[0] == "conv"), key=lambda c: c.order[1])
@@ -154,13 +162,92 @@ def read_detector_ir(xml_path: str | Path) -> tuple[list[IRConv], IRGraphConstan
     """Convs (with their following bias ``Add``) and scalar constants of a PP-PicoDet OpenVINO IR."""
     from ..weights.openvino_ir import read_ir_graph
 
-    source = str(xml_path)
-    graph = read_ir_graph(xml_path)
-    return _convs_from_graph(graph, source)
+    return _convs_from_graph(read_ir_graph(xml_path))
 
 
-def _convs_from_graph(graph, source: str) -> tuple[list[IRConv], IRGraphConstants]:  # noqa: ANN001
-    raise NotImplementedError  # filled in once tinypose.weights.openvino_ir lands
+def _pair(text: str, name: str, layer_name: str, source: str) -> tuple[int, int]:
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2:
+        raise WeightsError(f"{source}: {layer_name} has {name}={text!r}; expected two integers (2-D conv)")
+    return values  # type: ignore[return-value]
+
+
+def _execution_key(conv, add, source: str) -> tuple[str, int]:  # noqa: ANN001
+    """Where the ONNX exporter placed this conv: ``BatchNormalization_N`` or ``Conv_N``."""
+    for name in (add.name, *add.fused_names, *conv.fused_names):
+        if match := _ONNX_BN.match(name):
+            return "bn", int(match.group(1))
+    for name in (conv.name, *conv.fused_names):
+        if match := _ONNX_CONV.match(name):
+            return "conv", int(match.group(1))
+    raise WeightsError(
+        f"{source}: cannot place {conv.type} {conv.name} in execution order: neither it nor the Add after it "
+        "carries an ONNX node name (BatchNormalization_N / Conv_N); only IRs converted from the Paddle2ONNX "
+        "export of PP-PicoDet are supported"
+    )
+
+
+def _convs_from_graph(graph) -> tuple[list[IRConv], IRGraphConstants]:  # noqa: ANN001 (IRGraph)
+    source = str(graph.xml_path)
+    convs: list[IRConv] = []
+    for conv in graph.by_type("Convolution", "GroupConvolution"):
+        weight = graph.constant_input(conv.id, conv.inputs[1].id)
+        if weight is None:
+            raise WeightsError(f"{source}: the weights of {conv.type} {conv.name} are not a constant")
+        weight = weight.astype(np.float32)
+        groups = 1
+        if conv.type == "GroupConvolution":
+            groups, per_group, *rest = weight.shape
+            weight = weight.reshape(groups * per_group, *rest)
+        consumers = graph.consumers(conv.id)
+        if len(consumers) != 1 or consumers[0][0].type != "Add":
+            raise WeightsError(f"{source}: {conv.type} {conv.name} is not followed by one Add (bias or folded BatchNorm)")
+        add, port = consumers[0]
+        shift = graph.constant_input(add.id, next(p.id for p in add.inputs if p.id != port))
+        if shift is None or shift.size != weight.shape[0]:
+            raise WeightsError(f"{source}: the Add {add.name} after {conv.name} does not add a per-channel constant")
+        attributes = conv.attributes
+        if _pair(attributes.get("dilations", "1, 1"), "dilations", conv.name, source) != (1, 1):
+            raise WeightsError(f"{source}: {conv.name} is dilated; PP-PicoDet has no dilated convs")
+        convs.append(
+            IRConv(
+                name=conv.name,
+                order=_execution_key(conv, add, source),
+                weight=weight,
+                groups=groups,
+                shift=shift.astype(np.float32).reshape(-1),
+                strides=_pair(attributes.get("strides", ""), "strides", conv.name, source),
+                pads_begin=_pair(attributes.get("pads_begin", ""), "pads_begin", conv.name, source),
+                pads_end=_pair(attributes.get("pads_end", ""), "pads_end", conv.name, source),
+            )
+        )
+    slopes = []
+    for layer in graph.by_type("HardSigmoid"):
+        alpha, beta = graph.constant_input(layer.id, 1), graph.constant_input(layer.id, 2)
+        if alpha is None or beta is None or float(beta) != 0.5:
+            raise WeightsError(f"{source}: HardSigmoid {layer.name} is not clip(alpha * x + 0.5, 0, 1) with constants")
+        slopes.append(float(alpha))
+    epsilons = set()
+    for layer in graph.by_type("Sqrt"):
+        producer, _ = graph.producer(layer.id, layer.inputs[0].id)
+        if producer.type == "Add":
+            values = [graph.constant_input(producer.id, p.id) for p in producer.inputs]
+            constant = next((v for v in values if v is not None), None)
+            if constant is None or constant.size != 1:
+                raise WeightsError(f"{source}: Sqrt {layer.name} follows an Add without a scalar constant")
+            epsilons.add(float(constant.reshape(())))
+        else:
+            epsilons.add(0.0)
+    if len(epsilons) != 1:
+        raise WeightsError(f"{source}: expected one score epsilon before the Sqrt layers, found {sorted(epsilons)}")
+    inputs = [port for layer in graph.parameters for port in layer.outputs]
+    input_hw = None
+    if len(inputs) == 1 and len(inputs[0].shape) == 4 and min(inputs[0].shape[2:]) > 0:
+        input_hw = (inputs[0].shape[2], inputs[0].shape[3])
+    return convs, IRGraphConstants(slopes, epsilons.pop(), input_hw)
 
 
 _PADDLE_UNUSED = re.compile(r"^head\.(p\d+_feat\.scale_reg|distribution_project\.project|head_(cls|reg)\d+\.(weight|bias))$")
@@ -231,6 +318,10 @@ def _resolve_path(model: PicoDet, source: bool | str | Path) -> Path:
     return Path(source)  # type: ignore[arg-type]
 
 
+DETECTOR_SIZES_IN_NAMES = ("_192_", "_320_")
+"""Input sizes as release file names spell them (``picodet_s_320_lcnet_pedestrian.pdparams``)."""
+
+
 def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Tensor]:
     """Read ``path`` (OpenVINO IR ``.xml`` or its folder, ``.pdparams``, ``.safetensors``) for ``model_name``."""
     from ..weights.loader import _single, detect_format
@@ -239,6 +330,9 @@ def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Te
     path = Path(path)
     kind = detect_format(path)
     source = str(path)
+    other = [s for s in DETECTOR_SIZES_IN_NAMES if s in path.name and s != f"_{model.spec.input_size}_"]
+    if other and kind != "safetensors":
+        raise WeightsError(f"{path}: the file name says {other[0].strip('_')} but the detector is {model.spec.name}")
     if kind == "openvino":
         if path.is_dir():
             path = _single(path, ".xml")
