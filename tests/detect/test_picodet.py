@@ -90,8 +90,8 @@ def test_same_people_as_openvino_after_nms(
         reference = multiclass_nms(ov_boxes / np.array([scale_x, scale_y] * 2, np.float32), ov_scores)
         reference = reference[reference[:, 1] > 0.5]
         assert len(ours) == len(reference) == PHOTO_PEOPLE[name], name
-        np.testing.assert_allclose(ours[:, 2:], reference[:, 2:], atol=0.05)
-        np.testing.assert_allclose(ours[:, 1], reference[:, 1], atol=1e-4)
+        np.testing.assert_allclose(ours[:, :4], reference[:, 2:], atol=0.05)
+        np.testing.assert_allclose(ours[:, 4], reference[:, 1], atol=1e-4)
 
 
 def test_boxes_are_in_image_pixels(detectors: dict[int, PersonDetector], photos: dict[str, np.ndarray]) -> None:
@@ -99,10 +99,12 @@ def test_boxes_are_in_image_pixels(detectors: dict[int, PersonDetector], photos:
     small = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
     full, half = detectors[320](image), detectors[320](small)
     assert len(full) == len(half) == 4
-    order_full, order_half = np.argsort(full[:, 2]), np.argsort(half[:, 2])
-    np.testing.assert_allclose(full[order_full, 2:] / 2, half[order_half, 2:], atol=4.0)
+    order_full, order_half = np.argsort(full[:, 0]), np.argsort(half[:, 0])
+    np.testing.assert_allclose(full[order_full, :4] / 2, half[order_half, :4], atol=4.0)
     height, width = image.shape[:2]
-    assert (full[:, 2:4] > -20).all() and (full[:, 4] < width + 20).all() and (full[:, 5] < height + 20).all()
+    assert (full[:, :2] > -20).all() and (full[:, 2] < width + 20).all() and (full[:, 3] < height + 20).all()
+    rgb_detector = PersonDetector(detectors[320].model, input_color="rgb")
+    np.testing.assert_array_equal(rgb_detector(image[..., ::-1]), full)
 
 
 def _paddle_state(model: torch.nn.Module) -> dict[str, np.ndarray]:

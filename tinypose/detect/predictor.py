@@ -60,10 +60,12 @@ def _as_bgr(image: np.ndarray | str | Path) -> np.ndarray:
 class PersonDetector:
     """A PP-PicoDet pedestrian detector with PaddleDetection's pre- and post-processing.
 
-    ``detector(image)`` returns ``[K,6]`` float32 rows ``[class, score, x1, y1, x2, y2]`` in image
-    pixels (PaddleDetection's layout), best first; ``detect(images)`` does a list in batches.
-    Rows are those ``MultiClassNMS`` keeps whose score is above ``threshold`` (strictly, as
-    PaddleDetection's ``filter_box``; ``None`` keeps every NMS output).
+    ``detector(image)`` returns ``[K,5]`` float32 rows ``[x1, y1, x2, y2, score]`` in image pixels,
+    best first: the boxes ``MultiClassNMS`` keeps whose score is above ``threshold`` (strictly, as
+    PaddleDetection's ``filter_box``; ``None`` keeps every NMS output). That is the box format
+    ``create_model(...).predict(boxes=...)`` and the evaluation take, so the detector plugs into
+    both. ``detect(images)`` does a list in batches of ``batch_size``. ``input_color``: how numpy
+    images are ordered, ``"bgr"`` (OpenCV, PaddleX; default) or ``"rgb"``.
     """
 
     def __init__(
@@ -73,28 +75,37 @@ class PersonDetector:
         threshold: float | None = 0.5,
         batch_size: int = 8,
         nms: NMSConfig | None = None,
+        input_color: str = "bgr",
     ) -> None:
+        if input_color not in ("bgr", "rgb"):
+            raise ValueError(f"input_color must be 'bgr' or 'rgb', not {input_color!r}")
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
         self.spec = model.spec
         self.threshold = threshold
         self.batch_size = max(1, int(batch_size))
         self.nms = nms or self.spec.nms
+        self.input_color = input_color
 
     def __call__(self, image: np.ndarray | str | Path, threshold: Any = _DEFAULT) -> np.ndarray:
         """Detections of one image (see :meth:`detect`)."""
         return self.detect([image], threshold)[0]
 
+    def _bgr(self, image: np.ndarray | str | Path) -> np.ndarray:
+        if self.input_color == "rgb" and isinstance(image, np.ndarray):
+            return _as_bgr(np.ascontiguousarray(np.asarray(image)[..., ::-1]))
+        return _as_bgr(image)
+
     @torch.inference_mode()
-    def raw(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def raw(self, images: Sequence[np.ndarray | str | Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Network outputs before NMS: boxes ``[N,A,4]`` in input pixels, scores ``[N,C,A]``, factors ``[N,2]``."""
-        inputs, factors = zip(*(preprocess_image(_as_bgr(image), self.spec) for image in images))
+        inputs, factors = zip(*(preprocess_image(self._bgr(image), self.spec) for image in images))
         batch = torch.from_numpy(np.stack(inputs)).to(self.device)
         boxes, scores = self.model(batch)
         return boxes.float().cpu().numpy(), scores.float().cpu().numpy(), np.stack(factors)
 
     def detect(self, images: Sequence[np.ndarray | str | Path], threshold: Any = _DEFAULT) -> list[np.ndarray]:
-        """Detections for each image, ``[K,6]`` rows ``[class, score, x1, y1, x2, y2]``.
+        """Detections for each image, ``[K,5]`` rows ``[x1, y1, x2, y2, score]`` in image pixels.
 
         ``threshold`` overrides the detector's for this call (``None`` keeps every NMS output).
         """
@@ -114,7 +125,7 @@ class PersonDetector:
                 )
                 if threshold is not None:
                     rows = rows[rows[:, 1] > threshold]
-                results.append(rows)
+                results.append(np.ascontiguousarray(rows[:, [2, 3, 4, 5, 1]]))
         return results
 
 
@@ -124,7 +135,15 @@ def create_detector(
     device: str | torch.device | None = None,
     threshold: float | None = 0.5,
     batch_size: int = 8,
+    input_color: str = "bgr",
 ) -> PersonDetector:
-    """Build a ready-to-use :class:`PersonDetector`; ``weights`` is ``True`` (default release) or a path."""
+    """Build a ready-to-use :class:`PersonDetector`; ``weights`` is ``True`` (default release) or a path.
+
+    ``device``: ``"cpu"``, ``"cuda"``, ``"gpu:0"``...; ``None`` picks CUDA when available.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif isinstance(device, str) and device.lower().startswith("gpu"):
+        device = "cuda" + device[3:]
     get_detector_spec(name)
-    return PersonDetector(build_detector(name, pretrained=weights), device, threshold, batch_size)
+    return PersonDetector(build_detector(name, pretrained=weights), device, threshold, batch_size, input_color=input_color)
