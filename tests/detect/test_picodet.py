@@ -170,3 +170,15 @@ def test_wrong_ir_is_refused(openvino_dir: Path) -> None:
         build_detector(192, pretrained=openvino_dir / "tinypose_128x96" / "model.xml")
     with pytest.raises(WeightsError, match="takes 320x320 inputs, picodet_s_192_lcnet_pedestrian takes 192x192"):
         build_detector(192, pretrained=openvino_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml")
+
+
+def test_convert_weights_handles_detectors(ir_paths: dict[int, Path], tmp_path: Path) -> None:
+    from tinypose.weights.convert import convert
+
+    output = convert(ir_paths[320], tmp_path / "picodet.safetensors")  # detector and size read from the path
+    model = build_detector(320, pretrained=output)
+    reference = build_detector(320, pretrained=ir_paths[320])
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    with pytest.raises(WeightsError, match="already exists"):
+        convert(ir_paths[320], output)

@@ -29,6 +29,8 @@ from .picodet import PicoDet, get_detector_spec
 
 __all__ = [
     "IRConv",
+    "convert_detector",
+    "detector_name_for",
     "load_detector_weights",
     "detector_state_dict",
     "execution_order",
@@ -300,7 +302,7 @@ def _strict_state(arrays: dict[str, np.ndarray], model: nn.Module, source: str) 
             )
         if not np.issubdtype(array.dtype, np.floating):
             raise WeightsError(f"{source}: tensor {name} has dtype {array.dtype}, expected floating point")
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        tensor = torch.from_numpy(np.array(array, dtype=np.float32)).reshape(reference.shape)  # keeps 0-d
         if not torch.isfinite(tensor).all():
             raise WeightsError(f"{source}: tensor {name} contains NaN or infinity")
         state[name] = tensor
@@ -312,11 +314,14 @@ def _strict_state(arrays: dict[str, np.ndarray], model: nn.Module, source: str) 
 
 def _resolve_path(model: PicoDet, source: bool | str | Path) -> Path:
     if source is True:
-        from ..weights import resolve_pretrained
+        from ..weights.hub import resolve_pretrained
 
-        return Path(resolve_pretrained(model.spec))
+        return Path(resolve_pretrained(model.spec, env_var=ENV_DETECTOR_WEIGHTS))
     return Path(source)  # type: ignore[arg-type]
 
+
+ENV_DETECTOR_WEIGHTS = "TINYPOSE_DETECTOR_WEIGHTS"
+"""Environment variable naming an explicit detector weights file (``$TINYPOSE_WEIGHTS`` is the pose model's)."""
 
 DETECTOR_SIZES_IN_NAMES = ("_192_", "_320_")
 """Input sizes as release file names spell them (``picodet_s_320_lcnet_pedestrian.pdparams``)."""
@@ -356,6 +361,78 @@ def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Te
     else:
         raise WeightsError(f"{source}: PP-PicoDet weights are read from OpenVINO IR, .pdparams or .safetensors, not {kind}")
     return _strict_state(arrays, model, str(path))
+
+
+def _tensor_files(path: Path) -> tuple[Path, Path | None]:
+    """(file holding the tensors, graph file or ``None``) for provenance metadata."""
+    from ..weights.loader import _single, detect_format
+
+    if detect_format(path) == "openvino":
+        xml = _single(path, ".xml") if path.is_dir() else path.with_suffix(".xml")
+        return xml.with_suffix(".bin"), xml
+    if path.is_dir():
+        path = _single(path, ".pdparams") if any(path.glob("*.pdparams")) else _single(path, ".safetensors")
+    return path, None
+
+
+def detector_name_for(source: str | Path, model_name: str | None = None) -> str | None:
+    """The detector ``source`` holds weights for, or ``None`` when it is not a PP-PicoDet file.
+
+    ``model_name`` decides when given (``None`` if it names no detector); otherwise a file or folder
+    name with ``picodet`` in it is a detector, its size read from an IR's input or from the name.
+    """
+    if model_name is not None:
+        try:
+            return get_detector_spec(model_name).name
+        except ValueError:
+            return None
+    path = Path(source)
+    if "picodet" not in path.as_posix().lower():
+        return None
+    for size in DETECTOR_SIZES_IN_NAMES:
+        if size in path.as_posix():
+            return get_detector_spec(size.strip("_")).name
+    from ..weights.loader import _single, detect_format
+
+    if detect_format(path) == "openvino":
+        from ..weights.openvino_ir import read_ir_graph
+
+        graph = read_ir_graph(_single(path, ".xml") if path.is_dir() else path.with_suffix(".xml"))
+        shapes = [port.shape for layer in graph.parameters for port in layer.outputs]
+        if len(shapes) == 1 and len(shapes[0]) == 4:
+            try:
+                return get_detector_spec(shapes[0][2]).name
+            except ValueError:
+                pass
+    raise WeightsError(f"{path}: cannot tell which PP-PicoDet this is; name it (--model picodet_s_320_lcnet_pedestrian)")
+
+
+def convert_detector(source: str | Path, output: str | Path, model_name: str, force: bool = False) -> Path:
+    """Write PP-PicoDet weights from any supported ``source`` to ``output`` (safetensors, with provenance)."""
+    from .. import __version__
+    from ..weights.loader import detect_format, sha256_of
+    from ..weights.safetensors_io import save_safetensors
+
+    source, output = Path(source), Path(output)
+    if output.suffix != ".safetensors":
+        raise WeightsError(f"{output}: the output must be a .safetensors file")
+    if output.exists() and not force:
+        raise WeightsError(f"{output}: already exists; pass --force (force=True) to overwrite it")
+    tensors_file, graph_file = _tensor_files(source)
+    if output.exists() and output.resolve() == tensors_file.resolve():
+        raise WeightsError(f"{output}: is the source itself; choose another output path")
+    name = get_detector_spec(model_name).name
+    state = detector_state_dict(source, name)
+    metadata = {
+        "source": tensors_file.name,
+        "source_sha256": sha256_of(tensors_file),
+        "source_format": detect_format(source),
+        "tinypose_version": __version__,
+    }
+    if graph_file is not None:
+        metadata["source_program"] = graph_file.name
+        metadata["source_program_sha256"] = sha256_of(graph_file)
+    return save_safetensors(state, output, name, metadata)
 
 
 def load_detector_weights(model: PicoDet, source: bool | str | Path) -> PicoDet:
