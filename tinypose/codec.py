@@ -29,6 +29,7 @@ from .models.tinypose import ModelSpec
 
 __all__ = ["HeatmapCodec", "flip_merge", "get_max_preds", "dark_refine", "gaussian_blur_3x3", "encode_gaussian"]
 
+
 def flip_merge(
     heatmaps: np.ndarray, heatmaps_flipped: np.ndarray, flip_pairs: tuple[tuple[int, int], ...], shift: bool = True
 ) -> np.ndarray:
