@@ -136,8 +136,9 @@ def to_torch_state(raw: RawWeights, model: torch.nn.Module) -> dict[str, torch.T
     elif raw.naming == "static":
         table = static_name_table(model, list(arrays), str(raw.source))
         arrays = rename(arrays, table)
-        shifts = rename(raw.folded_shifts, table)
-        arrays.update(_unfold_batchnorm(model, shifts, str(raw.source)))
+        if raw.folded_shifts:
+            shifts = rename(raw.folded_shifts, table)
+            arrays.update(_unfold_batchnorm(model, shifts, str(raw.source)))
     elif raw.naming != "torch":
         raise WeightsError(f"{raw.source}: unknown naming {raw.naming!r}")
 
