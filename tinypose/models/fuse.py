@@ -328,6 +328,7 @@ class FusedTinyPose(nn.Module):
         super().__init__()
         self.spec = model.spec
         backbone: LiteHRNet = model.backbone
+        self.out_strides: tuple[int, ...] = backbone.out_strides
         config = backbone.config
         stages = len(config.num_channels)
         self.stem = FoldedStem(backbone.stem)
