@@ -253,7 +253,7 @@ def download_file(
             with temporary.open("wb") as file, tqdm(
                 total=expected_length, unit="B", unit_scale=True, desc=destination.name, disable=not progress
             ) as bar:
-                while chunk := response.read(1 << 16):
+                while chunk := response.read1(1 << 16):
                     received += len(chunk)
                     if received > max_bytes:
                         raise WeightsError(f"{url}: more than {max_bytes} bytes, stopped")
