@@ -138,3 +138,34 @@ def test_video_tracks_smoothing_and_annotated_output(
     raw_only = create_pipeline(pose=pipeline.pose, detector=detector, smoothing=False)
     first = next(raw_only.predict(str(clip)))
     assert "keypoints_smoothed" not in first["boxes"][0] and "track_id" in first["boxes"][0]
+
+
+def test_infer_cli_runs_the_pipeline_on_photos_and_video(
+    data_dir: Path, openvino_dir: Path, pose_weights: Path, tmp_path: Path
+) -> None:
+    """``python infer.py detector=320 ...``, composed from conf/infer.yaml as Hydra does."""
+    from hydra import compose, initialize_config_dir
+
+    from tinypose.predict.cli import run_infer
+
+    clip = _short_clip(data_dir / "video" / "multi_person_demo.mp4", tmp_path / "walk.mp4", 6)
+    overrides = [
+        f"input=[{data_dir / 'photos' / 'demo_7.jpg'},{clip}]",
+        "detector=320",
+        f"detector_weights={openvino_dir / 'picodet_s_320_lcnet_pedestrian' / 'model.xml'}",
+        f"model_dir={pose_weights}",
+        "device=cpu",
+        "batch_size=3",
+        f"output={tmp_path / 'out'}",
+    ]
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
+        cfg = compose(config_name="infer", overrides=overrides)
+    summary = run_infer(cfg)
+    assert summary["images"] == 7 and summary["people"] == 4 + 6 * 2
+    photo = json.loads((tmp_path / "out" / "demo_7_res.json").read_text())
+    assert len(photo["boxes"]) == 4
+    video = json.loads((tmp_path / "out" / "walk_res.json").read_text())
+    assert [f["frame_index"] for f in video["frames"]] == list(range(6))
+    person = video["frames"][-1]["boxes"][0]
+    assert {"track_id", "keypoints", "keypoints_smoothed"} <= set(person)
+    assert (tmp_path / "out" / "walk_res.mp4").is_file() and (tmp_path / "out" / "demo_7_res.jpg").is_file()
