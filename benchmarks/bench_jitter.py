@@ -85,7 +85,7 @@ def stillest(tracks: dict[int, dict], min_frames: int) -> int:
         frames, raw, _, heights = _series(track)
         if len(frames) < min_frames:
             continue
-        motion = np.median(_step(raw[:, STILL_JOINTS, :2], frames)) / np.median(heights)
+        motion = _step(raw[:, STILL_JOINTS, :2], frames).mean() / np.median(heights)
         if best is None or motion < best[0]:
             best = (motion, track_id)
     if best is None:
