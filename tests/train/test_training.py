@@ -14,7 +14,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from tinypose import build_model
+from tinypose import build_model, create_model
 from tinypose.train.cli import run_train
 from tinypose.train.datamodule import CocoKeypointDataModule
 from tinypose.train.evaluation import KeypointEvaluator, predict_keypoints
@@ -96,6 +96,12 @@ def test_finetuning_keeps_ap_and_exports_the_best_checkpoint(
     from_safetensors = build_model("PP-TinyPose_128x96", pretrained=result["best_model"]).state_dict()
     for key, value in from_checkpoint.items():
         torch.testing.assert_close(value, from_safetensors[key], rtol=0, atol=0)
+    image = str(coco_dev_paddlex / "images" / "000000000785.jpg")
+    results = [
+        next(create_model("PP-TinyPose_128x96", model_dir=source, device="cpu").predict(image)).json["res"]["kpts"]
+        for source in (result["best_checkpoint"], result["best_model"])
+    ]
+    assert results[0] == results[1] and len(results[0]) == 1, "create_model reads the checkpoint and the export alike"
     original = build_model("PP-TinyPose_128x96", pretrained=real_weights["PP-TinyPose_128x96"]).state_dict()
     moved = max(float((from_checkpoint[k] - original[k]).abs().max()) for k in original if "weight" in k)
     assert 0 < moved < 0.05, "trained, gently"

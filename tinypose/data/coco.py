@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -319,7 +319,7 @@ def detection_instances(
                 raise DatasetError(f"{source}: [{index}] refers to image_id {image_id}, not in the annotation file")
             file_name = file_names[image_id]
         else:
-            file_name = "%012d.jpg" % image_id
+            file_name = f"{image_id:012d}.jpg"
         center, scale = box_xywh_to_center_scale(det["bbox"], aspect_ratio, pixel_std=pixel_std)
         instances.append(
             PersonInstance(

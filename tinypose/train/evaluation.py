@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from ..codec import HeatmapCodec
-from ..models.tinypose import COCO_SIGMAS, ModelSpec, get_spec
 from ..data.coco import PersonInstance, detection_instances, gt_instances, load_detections, validate_coco
 from ..data.dataset import TopDownEvalDataset
 from ..data.layout import DatasetError, resolve_layout
 from ..data.transforms import read_image
+from ..models.tinypose import COCO_SIGMAS, ModelSpec, get_spec
 
 __all__ = [
     "STAT_NAMES",
@@ -215,7 +215,7 @@ class KeypointEvaluator:
 
 def _boxes_from_detector_output(output: Any) -> list[tuple[list[float], float]]:
     """Detector output -> [(xyxy, score)]: an [N,5] array (x1,y1,x2,y2,score) or dicts with coordinate+score."""
-    if hasattr(output, "json") and isinstance(getattr(output, "json"), dict):
+    if hasattr(output, "json") and isinstance(output.json, dict):
         output = output.json.get("res", output.json).get("boxes", [])
     if isinstance(output, Mapping) and "boxes" in output:
         output = output["boxes"]

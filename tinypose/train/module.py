@@ -171,8 +171,9 @@ class TinyPoseLitModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         images = normalize_batch(batch["image"], self.spec.mean, self.spec.std)
-        heatmaps = self.model(images)
-        flipped = self.model(torch.flip(images, [3])) if self.hparams.flip_test else None
+        with torch.autocast(self.device.type, enabled=False):  # float32, as the evaluation, also under AMP
+            heatmaps = self.model(images)
+            flipped = self.model(torch.flip(images, [3])) if self.hparams.flip_test else None
         instances = self.trainer.datamodule.val_instances
         indices = batch["index"].cpu().numpy()
         keypoints = decode_batch(self.codec, heatmaps, flipped, [instances[i] for i in indices])
@@ -188,7 +189,7 @@ class TinyPoseLitModule(L.LightningModule):
                 self.evaluator._parts.update(part)
         stats = self.evaluator.compute()
         for name, value in stats.items():
-            self.log(f"val/{name}", value, prog_bar=name == "AP", sync_dist=False)
+            self.log(f"val/{name}", value, prog_bar=name == "AP", sync_dist=True)  # same value on every rank
         self.evaluator = None
 
     def _steps_per_epoch(self) -> int:

@@ -131,7 +131,7 @@ def main(ppdet_root: str, coco_dir: str, out_dir: str) -> None:
                            f"{np.__version__}, OpenCV {cv2.__version__}"}
 
     reference["instances"] = {}
-    for name, (trainsize, hmsize, sigma) in SIZES.items():
+    for name, (trainsize, _, _) in SIZES.items():
         db = instances_of(kc, coco_dir, trainsize)
         reference["instances"][name] = [
             {"image_id": int(r["im_id"]), "file": Path(r["image_file"]).name, "center": r["center"].tolist(),
