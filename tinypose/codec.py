@@ -15,6 +15,9 @@ Decoding reproduces PaddleX's ``KptPostProcess(use_dark=True)`` and PaddleDetect
 
 Arithmetic is done in the same dtypes as upstream (float32 maps, float64 blur and matrices), so
 results agree with PaddleX to float32 rounding.
+
+Encoding (training targets) is PaddleDetection's ``ToHeatmapsTopDown_DARK``, the TinyPose recipe's:
+unnormalized Gaussians of the spec's sigma at the unrounded keypoint / stride, and joint weights.
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HeatmapCodec:
-    """Keypoint heatmap codec of one model variant (decode side; see module docstring).
+    """Keypoint heatmap codec of one model variant: ``encode`` (targets) and ``decode`` (module docstring).
 
     ``input_size``/``heatmap_size`` are ``(width, height)``. ``shift_flipped`` is PaddleX's
     ``shift_heatmap`` (on for PP-TinyPose); ``use_dark`` is always on upstream for these models.

@@ -194,6 +194,15 @@ class KeypointEvaluator:
     def __len__(self) -> int:
         return len(self._parts)
 
+    @property
+    def parts(self) -> dict[int, tuple]:
+        """What was recorded, by dataset row: picklable, to gather across processes."""
+        return dict(self._parts)
+
+    def merge(self, parts: Mapping[int, tuple]) -> None:
+        """Add rows recorded elsewhere (another DDP rank); a row seen twice is kept once."""
+        self._parts.update(parts)
+
     def results(self) -> list[dict[str, Any]]:
         """Rescored, OKS-NMS-filtered COCO results in dataset order of the persons."""
         if not self._parts:

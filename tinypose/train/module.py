@@ -184,9 +184,9 @@ class TinyPoseLitModule(L.LightningModule):
         assert self.evaluator is not None
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             gathered: list = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, self.evaluator._parts)
+            torch.distributed.all_gather_object(gathered, self.evaluator.parts)
             for part in gathered:
-                self.evaluator._parts.update(part)
+                self.evaluator.merge(part)
         stats = self.evaluator.compute()
         for name, value in stats.items():
             self.log(f"val/{name}", value, prog_bar=name == "AP", sync_dist=True)  # same value on every rank
