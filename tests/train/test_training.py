@@ -18,7 +18,7 @@ from tinypose import build_model, create_model
 from tinypose.train.cli import run_train
 from tinypose.train.datamodule import CocoKeypointDataModule
 from tinypose.train.evaluation import KeypointEvaluator, predict_keypoints
-from tinypose.train.module import TinyPoseLitModule, init_paddle_weights, keypoint_mse_loss
+from tinypose.train.module import TinyPoseLitModule, batchnorm_is_folded, init_paddle_weights, keypoint_mse_loss
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 FAST = [
@@ -92,6 +92,9 @@ def test_finetuning_keeps_ap_and_exports_the_best_checkpoint(
     saved = json.loads((output / "train_result.json").read_text())
     assert saved["best_model"] == str(output / "best_model" / "best_model.safetensors")
 
+    assert batchnorm_is_folded(build_model("PP-TinyPose_128x96", pretrained=result["best_checkpoint"])), (
+        "statistics stayed frozen, so fine-tuning again from this checkpoint also keeps BN in eval mode"
+    )
     from_checkpoint = build_model("PP-TinyPose_128x96", pretrained=result["best_checkpoint"]).state_dict()
     from_safetensors = build_model("PP-TinyPose_128x96", pretrained=result["best_model"]).state_dict()
     for key, value in from_checkpoint.items():
@@ -149,3 +152,12 @@ def test_interrupted_run_resumes_without_losing_anything(coco_dev_paddlex: Path,
         torch.testing.assert_close(a["exp_avg_sq"], b["exp_avg_sq"], rtol=0, atol=0)
     assert straight["lr_schedulers"][0]["last_epoch"] == resumed["lr_schedulers"][0]["last_epoch"] == 6
     np.testing.assert_equal(straight["lr_schedulers"][0]["_last_lr"], resumed["lr_schedulers"][0]["_last_lr"])
+
+
+def test_batchnorm_folding_is_recognised(fixtures_dir: Path, real_weights: dict) -> None:
+    """IR weights (BN folded) -> frozen BN; weights with real statistics or fresh init -> BN trains."""
+    assert batchnorm_is_folded(build_model("PP-TinyPose_128x96", pretrained=real_weights["PP-TinyPose_128x96"]))
+    assert not batchnorm_is_folded(
+        build_model("PP-TinyPose_128x96", pretrained=fixtures_dir / "tinypose_128x96_random.pdparams")
+    )
+    assert not batchnorm_is_folded(init_paddle_weights(build_model("PP-TinyPose_128x96")))

@@ -69,18 +69,16 @@ def init_paddle_weights(model: nn.Module) -> nn.Module:
 
 
 def batchnorm_is_folded(model: nn.Module) -> bool:
-    """True when every BatchNorm is an identity plus shift: weights from a BN-folded export (OpenVINO IR).
-
-    Such weights carry no real normalization statistics, so training must keep BN in eval mode.
+    """True when no BatchNorm has real statistics: weights from a BN-folded export (OpenVINO IR), loaded
+    as BN = identity + shift (running mean 0, running variance 1 - eps), or a model fine-tuned from them
+    with frozen statistics. Such weights must keep BN in eval mode while training.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     if not norms:
         return False
     for norm in norms:
         folded_var = torch.full_like(norm.running_var, 1.0 - norm.eps)  # what the loader writes, bit for bit
-        if not (
-            torch.all(norm.weight == 1) and torch.all(norm.running_mean == 0) and torch.equal(norm.running_var, folded_var)
-        ):
+        if not (torch.all(norm.running_mean == 0) and torch.equal(norm.running_var, folded_var)):
             return False
     return True
 

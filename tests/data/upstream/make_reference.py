@@ -1,12 +1,17 @@
 """Produce the small upstream references the data/train tests compare against (run once, by hand).
 
-Runs PaddleDetection's own code (commit 666f597 of the mirror) under the peers interpreter:
+Runs PaddleDetection's own code (commit 666f597 of the mirror) under the peers interpreter. How it
+was run (the peers environment lacks pycocotools, scipy and cv2; they were linked from the project's
+venv, same Python 3.11):
 
-    git -C /work/.mirror/PaddlePaddle+PaddleDetection/repo ...   # extract ppdet/*.py to PPDET_ROOT
-    PYTHONPATH=tests/data/upstream:EXTRA /work/peers/bin/python tests/data/upstream/make_reference.py \
-        PPDET_ROOT ../shared/data/coco_dev tests/data/upstream
+    M=/work/.mirror/PaddlePaddle+PaddleDetection/repo; mkdir -p /tmp/ppdet_src && cd /tmp/ppdet_src
+    for f in $(git -C $M ls-tree -r --name-only HEAD ppdet | grep '\\.py$'); do
+        mkdir -p $(dirname $f); git -C $M show HEAD:$f > $f; done
+    mkdir -p /tmp/peerextra && for p in pycocotools scipy scipy.libs cv2 opencv_python_headless.libs; do
+        ln -sf /work/main/.venv/lib/python3.11/site-packages/$p /tmp/peerextra/; done
+    cd /work/wt/train && PYTHONPATH=tests/data/upstream:/tmp/peerextra /work/peers/bin/python \\
+        tests/data/upstream/make_reference.py /tmp/ppdet_src ../shared/data/coco_dev tests/data/upstream
 
-(EXTRA: a folder exposing pycocotools, scipy and cv2, which the peers environment lacks.)
 Writes ``reference_coco_dev.json`` with, for coco_dev:
 
 * ``instances``: ``KeypointTopDownCocoDataset(use_gt_bbox=True)`` records (centre, scale, image id);
