@@ -53,6 +53,8 @@ def plot_training_curves(steps: list[dict[str, float]], epochs: list[dict[str, f
     ap_axis.set_title("Validation")
     if ap_axis.lines:
         ap_axis.legend()
+    else:
+        ap_axis.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ap_axis.transAxes)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
