@@ -45,9 +45,12 @@ SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared"))
 
 
 class Timer:
-    """Wraps a callable and adds up the seconds spent in it."""
+    """Wraps a callable and adds the seconds spent in it to ``totals[(variant, key)]``, where the
+    variant is whatever :func:`round_robin` is running."""
 
-    def __init__(self, function, totals: dict[str, float], key: str) -> None:  # noqa: ANN001
+    variant = ""
+
+    def __init__(self, function, totals: dict[tuple[str, str], float], key: str) -> None:  # noqa: ANN001
         self.function, self.totals, self.key = function, totals, key
 
     def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
@@ -55,22 +58,27 @@ class Timer:
         try:
             return self.function(*args, **kwargs)
         finally:
-            self.totals[self.key] += time.perf_counter() - start
+            self.totals[(Timer.variant, self.key)] += time.perf_counter() - start
 
 
-def best_of(repeats: int, run, totals: dict[str, float] | None = None) -> tuple[float, dict[str, float]]:  # noqa: ANN001
-    """Fastest wall time of ``repeats`` runs after one warm-up run, and each timed part's share of
-    the time of those runs (from ``totals``, which the wrapped parts fill)."""
-    run()
-    if totals is not None:
-        totals.clear()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def round_robin(variants: dict, repeats: int, totals: dict[tuple[str, str], float]) -> dict[str, tuple[float, dict]]:  # noqa: ANN001
+    """Time every variant ``repeats`` times, interleaved (so load changes hit all alike), after one
+    warm-up each; returns per variant the fastest wall time and each timed part's share of its runs."""
+    for name, run in variants.items():
+        Timer.variant = name
         run()
-        times.append(time.perf_counter() - start)
-    shares = {key: value / sum(times) for key, value in (totals or {}).items()}
-    return min(times), shares
+    totals.clear()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, run in variants.items():
+            Timer.variant = name
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {
+        name: (min(runs), {key: value / sum(runs) for (variant, key), value in totals.items() if variant == name})
+        for name, runs in times.items()
+    }
 
 
 def paddlex_style(pipeline, images: list[np.ndarray]) -> None:  # noqa: ANN001
@@ -122,7 +130,7 @@ def main() -> None:
     images = [cv2.imread(str(p)) for p in files]
     detector = PersonDetector(build_detector(320, args.weights_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml"), "cpu", None)
     print(f"{len(files)} photos from {args.photos}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"flip={'on' if args.flip else 'off'}, best of {args.repeats}")
+          f"flip={'on' if args.flip else 'off'}, best of {args.repeats} interleaved runs")
     for model in ("PP-TinyPose_128x96", "PP-TinyPose_256x192"):
         size = model.split("_", 1)[1]
         pipeline = create_pipeline(
@@ -130,20 +138,20 @@ def main() -> None:
             device="cpu", flip=args.flip,
         )
         people = sum(len(r["boxes"]) for r in pipeline.predict(images))
-        totals: dict[str, float] = defaultdict(float)
+        totals: dict[tuple[str, str], float] = defaultdict(float)
         detector_detect, pose_backend = detector.detect, pipeline.pose.backend
         detector.detect = Timer(detector_detect, totals, "detector")  # type: ignore[method-assign]
         pipeline.pose.backend = Timer(pose_backend, totals, "pose")
-        rows = {}
-        for batch in (1, len(images)):
-            rows[f"tinypose pipeline, batch {batch}"] = best_of(
-                args.repeats, lambda: list(pipeline.predict(images, batch_size=batch)), totals
-            )
-        rows["per-person loop (PaddleX's way)"] = best_of(args.repeats, lambda: paddlex_style(pipeline, images), totals)
-        detector.detect, pipeline.pose.backend = detector_detect, pose_backend  # type: ignore[method-assign]
+        variants = {
+            f"tinypose pipeline, batch {batch}": (lambda batch=batch: list(pipeline.predict(images, batch_size=batch)))
+            for batch in (1, len(images))
+        }
+        variants["per-person loop (PaddleX's way)"] = lambda: paddlex_style(pipeline, images)
         reference = openvino_reference(args.weights_dir, model, images, detector)
         if reference is not None:
-            rows["OpenVINO runtime, per-person loop"] = best_of(args.repeats, reference)
+            variants["OpenVINO runtime, per-person loop"] = reference
+        rows = round_robin(variants, args.repeats, totals)
+        detector.detect, pipeline.pose.backend = detector_detect, pose_backend  # type: ignore[method-assign]
         baseline = rows["per-person loop (PaddleX's way)"][0]
         print(f"\n{model}: {people} people in {len(images)} photos")
         print(f"  {'':38s} {'images/s':>9s} {'vs loop':>8s} {'detector':>9s} {'pose fwd':>9s}")
