@@ -21,15 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .crop import transform_preds
 from .models.tinypose import ModelSpec
 
 __all__ = ["HeatmapCodec", "flip_merge", "get_max_preds", "dark_refine", "gaussian_blur_3x3", "encode_gaussian"]
-
-_BLUR_KERNEL = np.array([0.25, 0.5, 0.25])
-"""``cv2.getGaussianKernel(3, 0)``: OpenCV's fixed small kernel for ``sigma <= 0``."""
 
 
 def flip_merge(
@@ -62,15 +60,20 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gaussian_blur_3x3(heatmaps: np.ndarray) -> np.ndarray:
-    """Zero-padded separable 3x3 Gaussian blur of every map (float64), as ``cv2.GaussianBlur(k=3, 0)``.
+    """Blur every map [..., H, W] as upstream: zero-pad by one, ``cv2.GaussianBlur(k=3, sigma=0)`` in float64, crop.
 
-    Upstream pads each map with one row/column of zeros, blurs and crops back, so OpenCV's border
-    mode never reaches the kept pixels: this equals a 'same' convolution with zero padding.
+    All maps are stacked, each with its own zero border, into one tall image and blurred by a
+    single OpenCV call; the blur of a kept pixel only reaches its own map and border, so this is
+    the per-map loop of PaddleX/PaddleDetection in one call. Returns float64.
     """
-    padded = np.pad(heatmaps.astype(np.float64), [(0, 0)] * (heatmaps.ndim - 2) + [(1, 1), (1, 1)])
-    k0, k1, k2 = _BLUR_KERNEL
-    rows = padded[..., :, :-2] * k0 + padded[..., :, 1:-1] * k1 + padded[..., :, 2:] * k2
-    return rows[..., :-2, :] * k0 + rows[..., 1:-1, :] * k1 + rows[..., 2:, :] * k2
+    *lead, height, width = heatmaps.shape
+    maps = heatmaps.reshape(-1, height, width)
+    if maps.shape[0] == 0:
+        return np.zeros(heatmaps.shape, dtype=np.float64)
+    padded = np.zeros((maps.shape[0], height + 2, width + 2), dtype=np.float64)
+    padded[:, 1:-1, 1:-1] = maps
+    tall = cv2.GaussianBlur(padded.reshape(-1, width + 2), (3, 3), 0)
+    return tall.reshape(padded.shape)[:, 1:-1, 1:-1].reshape(*lead, height, width)
 
 
 def dark_refine(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:

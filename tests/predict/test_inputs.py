@@ -187,3 +187,36 @@ def test_video_gives_a_result_per_frame_and_an_annotated_video(predictors, tmp_p
     capture.release()
     with pytest.raises(ValueError, match="not a video frame"):
         next(predictors[False].predict(str(photo))).save_to_video(out)
+
+
+def test_prefetch_keeps_order_reraises_and_stops_when_closed() -> None:
+    import threading
+
+    from tinypose.predict.inputs import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise InputError("x.jpg", "broken")
+
+    stream = prefetch(failing(), depth=2)
+    assert next(stream) == 1
+    with pytest.raises(InputError, match="x.jpg: broken"):
+        next(stream)
+    closed = []
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.append(True)
+
+    stream = prefetch(endless(), depth=2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()
+    assert closed == [True]
+    assert not any(t.name == "tinypose-prefetch" and t.is_alive() for t in threading.enumerate())

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import tinypose
+from tinypose.crop import box_xyxy_to_center_scale, get_affine_transform, warp_affine
 from tinypose.models import MODEL_SPECS, TinyPose, get_spec
 from tinypose.weights import WeightsError, load_state_dict, read_weights
 from tinypose.weights.loader import to_torch_state
@@ -163,25 +164,22 @@ def test_ir_conv_names_match_the_reference_table(openvino_dir) -> None:
     assert raw.arrays["conv2d_268.b_0"].shape == (17,)
 
 
-def _person_crops(data_dir: Path, width: int, height: int, count: int) -> np.ndarray:
-    """Normalized crops of COCO GT person boxes, PaddleX-style: aspect fixed to the input, x1.25,
-    width-only affine, cv2.warpAffine bilinear with a zero border, ImageNet mean/std on RGB/255."""
+def _person_crops(data_dir: Path, name: str, count: int) -> np.ndarray:
+    """Normalized crops of COCO GT person boxes as the PaddleX pipeline makes them (tinypose.crop:
+    xyxy box -> aspect-fixed x1.25 center/scale, width-only affine, cv2.warpAffine; ImageNet
+    mean/std on RGB/255)."""
     cv2 = pytest.importorskip("cv2")
+    spec = get_spec(name)
     annotations = json.loads((data_dir / "coco_dev" / "annotations" / "person_keypoints.json").read_text())
     files = {image["id"]: image["file_name"] for image in annotations["images"]}
-    spec = get_spec(f"{height}x{width}")
     crops = []
     for annotation in annotations["annotations"]:
         if annotation["iscrowd"] or annotation["num_keypoints"] < 5:
             continue
         image = cv2.imread(str(data_dir / "coco_dev" / "images" / files[annotation["image_id"]]))[:, :, ::-1]
         x, y, w, h = annotation["bbox"]
-        center = np.array([x + w / 2, y + h / 2])
-        w, h = (w, w / spec.aspect_ratio) if w > spec.aspect_ratio * h else (h * spec.aspect_ratio, h)
-        half = w * 1.25 / 2
-        source = np.float32([center, center + [0, -half], center + [-half, -half]])
-        target = np.float32([[width / 2, height / 2], [width / 2, height / 2 - width / 2], [0, height / 2 - width / 2]])
-        crop = cv2.warpAffine(image, cv2.getAffineTransform(source, target), (width, height), flags=cv2.INTER_LINEAR)
+        center, scale = box_xyxy_to_center_scale((x, y, x + w, y + h), spec.aspect_ratio)
+        crop = warp_affine(image, get_affine_transform(center, scale, 0, spec.input_size), spec.input_size)
         crops.append(((crop / 255.0 - spec.mean) / spec.std).transpose(2, 0, 1))
         if len(crops) == count:
             break
@@ -193,7 +191,7 @@ def test_real_weights_reproduce_openvino(openvino_dir, data_dir, name) -> None:
     ov = pytest.importorskip("openvino", reason="the openvino package is an optional test dependency")
     spec = get_spec(name)
     xml = _ir(openvino_dir, name.split("_")[1])
-    crops = _person_crops(data_dir, spec.input_width, spec.input_height, CROPS[name])
+    crops = _person_crops(data_dir, name, CROPS[name])
     model = tinypose.build_model(name, pretrained=xml)
     with torch.no_grad():
         ours = model(torch.from_numpy(crops)).numpy()

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -45,6 +47,7 @@ __all__ = [
     "iter_inputs",
     "count_inputs",
     "is_url",
+    "prefetch",
 ]
 
 IMAGE_SUFFIXES = (
@@ -376,3 +379,58 @@ def count_inputs(inputs: Any) -> int | None:
     except InputError:
         return None
     return total
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``items`` in a background thread, up to ``depth`` ahead, in order.
+
+    Image decoding (OpenCV releases the GIL) then overlaps with the model's forward. Exceptions
+    are re-raised in the consumer at the position they happened; closing the returned generator
+    stops the thread and closes ``items`` (releasing open videos).
+    """
+    if depth <= 0:
+        yield from items
+        return
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not offer((True, item)):
+                    break
+            else:
+                offer((True, _DONE))
+        except BaseException as error:  # handed to the consumer, raised there
+            offer((False, error))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=work, name="tinypose-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = buffer.get()
+            if not ok:
+                raise item
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -37,6 +37,7 @@ from .inputs import (
     VideoSource,
     is_url,
     iter_inputs,
+    prefetch,
 )
 from .result import KeypointResult
 
@@ -121,7 +122,8 @@ class KeypointPredictor:
 
     ``on_error``: in a folder or list, an input that cannot be read is logged and skipped
     (``"skip"``, its error kept in :attr:`errors`) or stops the run (``"raise"``). A bad single
-    input always raises :class:`~tinypose.predict.inputs.InputError`.
+    input always raises :class:`~tinypose.predict.inputs.InputError`. ``prefetch``: images read
+    and decoded ahead in a background thread (0: read in the calling thread).
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class KeypointPredictor:
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         model: torch.nn.Module | None = None,
         backend_options: dict[str, Any] | None = None,
+        prefetch: int = 2,
     ) -> None:
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -150,6 +153,7 @@ class KeypointPredictor:
         self.on_error = on_error
         self.url_timeout = url_timeout
         self.max_download_bytes = max_download_bytes
+        self.prefetch = int(prefetch)
         self.device = resolve_device(device)
         self.codec = HeatmapCodec.from_spec(self.spec)
         if model is None:
@@ -187,7 +191,8 @@ class KeypointPredictor:
         pending: list[tuple[InputItem, np.ndarray | None]] = []
         videos: list[VideoSource] = []
         try:
-            for index, item in enumerate(iter_inputs(input, self.url_timeout, self.max_download_bytes)):
+            items = iter_inputs(input, self.url_timeout, self.max_download_bytes)
+            for index, item in enumerate(prefetch(items, self.prefetch)):
                 if item.error is not None:
                     if self.on_error == "raise":
                         raise item.error

@@ -236,7 +236,10 @@ def download_file(
     from .. import __version__
 
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WeightsError(f"{destination.parent}: cannot create the download folder ({error}); set ${ENV_HOME}") from None
     temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
     deadline = time.monotonic() + timeout
     sha = hashlib.sha256()
