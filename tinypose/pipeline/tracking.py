@@ -1,9 +1,11 @@
 """A simple multi-person tracker for video: greedy matching on box IoU or keypoint OKS.
 
 Each frame's people (boxes, and keypoints once the pose model has run) are matched to the
-tracks of earlier frames, best similarity first; a person keeps the identity of the track it
-matches, unmatched people start new tracks, and tracks unseen for ``max_age`` frames end. Each
-track owns a One-Euro filter that smooths its keypoints over time.
+tracks of earlier frames, best similarity first, established tracks (seen ``confirm_hits`` times)
+before new ones, so that a duplicate box for one person (two detections that NMS kept) does not
+steal the person's identity; a person keeps the identity of the track it matches, unmatched people
+start new tracks, and tracks unseen for ``max_age`` frames end. Each track owns a One-Euro filter
+that smooths its keypoints over time.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class PoseTracker:
         match_threshold: float = 0.3,
         max_age: int = 30,
         smoothing: OneEuroConfig | None = OneEuroConfig(),
+        confirm_hits: int = 3,
     ) -> None:
         if similarity not in ("iou", "oks"):
             raise ValueError(f"similarity must be 'iou' or 'oks', not {similarity!r}")
@@ -89,6 +92,7 @@ class PoseTracker:
         self.match_threshold = float(match_threshold)
         self.max_age = int(max_age)
         self.smoothing = smoothing
+        self.confirm_hits = int(confirm_hits)
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -109,17 +113,20 @@ class PoseTracker:
         return scores
 
     def _match(self, similarities: np.ndarray) -> list[tuple[int, int]]:
-        pairs = np.argwhere(similarities >= self.match_threshold)
-        order = np.lexsort((pairs[:, 1], pairs[:, 0], -similarities[pairs[:, 0], pairs[:, 1]]))
+        """Greedy matching, best similarity first: established tracks, then the new ones."""
+        established = np.array([t.hits >= self.confirm_hits for t in self.tracks])
         used_tracks: set[int] = set()
         used_people: set[int] = set()
         matches = []
-        for track, person in pairs[order]:
-            if track in used_tracks or person in used_people:
-                continue
-            used_tracks.add(int(track))
-            used_people.add(int(person))
-            matches.append((int(track), int(person)))
+        for stage in (established, ~established):
+            pairs = np.argwhere((similarities >= self.match_threshold) & stage[:, None])
+            order = np.lexsort((pairs[:, 1], pairs[:, 0], -similarities[pairs[:, 0], pairs[:, 1]]))
+            for track, person in pairs[order]:
+                if track in used_tracks or person in used_people:
+                    continue
+                used_tracks.add(int(track))
+                used_people.add(int(person))
+                matches.append((int(track), int(person)))
         return matches
 
     def update(

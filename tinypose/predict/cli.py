@@ -36,32 +36,47 @@ def _plain(value: Any) -> Any:
 
 
 class _VideoJson:
-    """Collects the frames of one video and writes them as ``<video stem>_res.json`` when it ends."""
+    """Writes the frames of one video to ``<video stem>_res.json`` as they come (memory stays flat).
+
+    The file is ``{"input_path", "fps", "frames": [{"frame_index", "kpts" | "boxes"}, ...]}``; it is
+    complete once the video's last frame has been added and :meth:`flush` runs.
+    """
 
     def __init__(self, output: Path) -> None:
         self.output = output
         self.source: Any = None
-        self.frames: list[dict[str, Any]] = []
+        self.file: Any = None
+        self.count = 0
         self.written: list[Path] = []
 
     def add(self, result: KeypointResult) -> None:
         if result.video is not self.source:
             self.flush()
-            self.source = result.video
-        self.frames.append({"frame_index": result["frame_index"], "kpts": to_builtin(result["kpts"])})
+            self._open(result.video)
+        people = "boxes" if "boxes" in result else "kpts"
+        frame = json.dumps({"frame_index": result["frame_index"], people: to_builtin(result[people])}, indent=4,
+                           ensure_ascii=False)
+        self.file.write(("," if self.count else "") + "\n" + "\n".join("        " + line for line in frame.splitlines()))
+        self.count += 1
+
+    def _open(self, source: Any) -> None:
+        target = self.output / f"{Path(source.path).stem}_res.json"
+        number = 2
+        while target in self.written:
+            target = self.output / f"{Path(source.path).stem}_{number}_res.json"
+            number += 1
+        self.source, self.count = source, 0
+        self.file = target.open("w", encoding="utf-8")
+        header = json.dumps({"input_path": source.path, "fps": source.fps}, ensure_ascii=False)
+        self.file.write(header[:-1].replace("{", "{\n    ", 1).replace(", ", ",\n    ") + ',\n    "frames": [')
+        self.written.append(target)
 
     def flush(self) -> None:
         if self.source is None:
             return
-        target = self.output / f"{Path(self.source.path).stem}_res.json"
-        number = 2
-        while target in self.written:
-            target = self.output / f"{Path(self.source.path).stem}_{number}_res.json"
-            number += 1
-        data = {"input_path": self.source.path, "fps": self.source.fps, "frames": self.frames}
-        target.write_text(json.dumps(data, indent=4, ensure_ascii=False), encoding="utf-8")
-        self.written.append(target)
-        self.source, self.frames = None, []
+        self.file.write("\n    ]\n}\n")
+        self.file.close()
+        self.source, self.file = None, None
 
 
 def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,6 +112,9 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     except (WeightsError, ValueError, OSError) as error:
         raise SystemExit(f"error: cannot build {model_name}: {error}") from None
 
+    runner: Any = predictor
+    if cfg.get("detector") is not None:
+        runner = _pipeline(cfg, predictor)
     total = count_inputs(inputs)
     save_json, save_img = bool(cfg.get("save_json", True)), bool(cfg.get("save_img", True))
     output.mkdir(parents=True, exist_ok=True)
@@ -104,11 +122,11 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     images = people = 0
     written: list[Path] = []
     try:
-        results = predictor.predict(inputs, batch_size=int(cfg.get("batch_size", 1)))
+        results = runner.predict(inputs, batch_size=int(cfg.get("batch_size", 1)))
         bar = tqdm(results, total=total, unit="img", disable=total is not None and total <= 1, file=sys.stderr)
         for result in bar:
             images += 1
-            people += len(result["kpts"])
+            people += len(result["boxes"] if "boxes" in result else result["kpts"])
             if cfg.get("print_json"):
                 result.print()
             if result.video is not None:
@@ -127,10 +145,31 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     except InputError as error:
         raise SystemExit(f"error: {error}") from None
     written.extend(videos.written)
-    for error in predictor.errors:
+    for error in runner.errors:
         print(f"skipped {error}", file=sys.stderr)
     print(f"{images} image(s), {people} person(s) -> {output}{os.sep}")
     if images <= 3:
         for path in written:
             print(f"  {path}")
-    return {"images": images, "people": people, "errors": [str(e) for e in predictor.errors], "written": written}
+    return {"images": images, "people": people, "errors": [str(e) for e in runner.errors], "written": written}
+
+
+def _pipeline(cfg: Mapping[str, Any], predictor: Any) -> Any:
+    """The detector + pose pipeline (``tinypose.create_pipeline``) around ``predictor``."""
+    from ..pipeline import create_pipeline
+
+    threshold = cfg.get("det_threshold", 0.5)
+    try:
+        return create_pipeline(
+            pose=predictor,
+            detector=str(cfg["detector"]),
+            detector_weights=cfg.get("detector_weights"),
+            det_threshold=None if threshold is None else float(threshold),
+            batch_size=int(cfg.get("batch_size", 1)),
+            tracking=str(cfg.get("tracking", "iou")),
+            smoothing=bool(cfg.get("smoothing", True)),
+            min_cutoff=cfg.get("min_cutoff"),
+            beta=cfg.get("beta"),
+        )
+    except (WeightsError, ValueError, OSError) as error:
+        raise SystemExit(f"error: cannot build the detector {cfg['detector']}: {error}") from None

@@ -114,11 +114,17 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
             "annotation_file": _dataset_path(cfg.dataset_dir, cfg.data.val_annotations),
             "images_dir": _dataset_path(cfg.dataset_dir, cfg.data.get("images_dir") or "images"),
         }
+    boxes = options.boxes
+    if boxes is not None and _detector_name(str(boxes)):
+        from ..detect import create_detector
+
+        weights = options.get("detector_weights") or True
+        boxes = create_detector(str(boxes), weights, device=device, threshold=None, input_color="rgb")
     stats = evaluate(
         model,
         cfg.dataset_dir,
         **files,
-        boxes=options.boxes,
+        boxes=boxes,
         image_thre=float(options.image_thre),
         flip=bool(options.flip),
         batch_size=int(options.batch_size),
@@ -127,6 +133,19 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         output_dir=cfg.output_dir,
     )
     return stats
+
+
+def _detector_name(value: str) -> bool:
+    """True when ``evaluate.boxes`` names a person detector (``picodet_s_320_lcnet_pedestrian``, ``320``)."""
+    from ..detect import get_detector_spec
+
+    if Path(value).suffix.lower() == ".json":
+        return False
+    try:
+        get_detector_spec(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _dataset_path(root: str, value: str) -> str:

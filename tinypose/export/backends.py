@@ -1,0 +1,387 @@
+"""Runtime backends behind one interface: ``backend(batch [N,3,H,W] float32) -> heatmaps [N,K,H/4,W/4]``.
+
+``create_backend(name, model, device=None, **options)`` with ``name`` in :data:`BACKENDS`:
+
+* ``torch``: the fused model (BatchNorm and shuffles folded) in ``inference_mode``; on CUDA with
+  ``precision="fp16"``, ``channels_last``, ``cuda_graphs=True`` or ``compile=True`` as options.
+* ``onnxruntime``: our ONNX (exported on first use, cached) in an ONNX Runtime session (CPU, or
+  the CUDA execution provider when ``device`` is CUDA and the installed package has it).
+* ``openvino``: the same ONNX compiled by OpenVINO for the CPU.
+* ``tensorrt``: an FP16 engine built from the ONNX (see :mod:`tinypose.export.tensorrt`).
+* ``auto``: the fastest available for the device (measured in ``benchmarks/bench_backends.py``):
+  on CUDA TensorRT, else torch FP16 with CUDA graphs; on the CPU OpenVINO, else ONNX Runtime,
+  else torch.
+
+Heatmaps come back as float32 on the device of the input batch (so a CPU batch gives CPU
+heatmaps whatever the backend runs on). Batches of any size are accepted; a backend with a
+maximum batch (TensorRT's profile) runs larger ones in chunks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..models.fuse import fuse_model
+from ..models.tinypose import ModelSpec, TinyPose, build_model
+from .cache import cached_artifact, export_cache_dir, state_dict_sha256
+from .onnx import DEFAULT_OPSET, INPUT_NAME, export_onnx
+
+__all__ = ["BACKENDS", "Backend", "create_backend", "available_backends", "BackendUnavailable", "onnx_for"]
+
+BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt", "auto")
+logger = logging.getLogger("tinypose")
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend's runtime (package or device) is missing; the message says what to install."""
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, str) and device.lower().startswith("gpu"):
+        device = "cuda" + device[3:]
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    return device
+
+
+def _require_cuda(device: torch.device, backend: str) -> None:
+    if device.type != "cuda":
+        raise BackendUnavailable(f"the {backend} backend runs on a CUDA GPU; pass device='cuda'")
+    if not torch.cuda.is_available():
+        raise BackendUnavailable(
+            f"the {backend} backend needs a CUDA GPU, but torch {torch.__version__} sees none "
+            f"(torch.cuda.is_available() is False); use backend='openvino' or 'onnxruntime' on the CPU"
+        )
+
+
+class Backend:
+    """Base class: checks the batch, runs :meth:`forward`, returns float32 on the input's device."""
+
+    name = "base"
+    max_batch: int | None = None
+
+    def __init__(self, spec: ModelSpec, device: torch.device) -> None:
+        self.spec = spec
+        self.device = device
+        self.input_shape = (3, spec.input_height, spec.input_width)
+
+    def forward(self, batch: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def __call__(self, batch: Tensor) -> Tensor:
+        if not isinstance(batch, Tensor):
+            batch = torch.as_tensor(np.asarray(batch))
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"{self.spec.name} ({self.name} backend) takes a batch [N, {', '.join(map(str, self.input_shape))}], "
+                f"got {list(batch.shape)}"
+            )
+        heatmap_w, heatmap_h = self.spec.heatmap_size
+        if batch.shape[0] == 0:
+            return torch.zeros(0, self.spec.num_joints, heatmap_h, heatmap_w, device=batch.device)
+        batch = batch.float()
+        if self.max_batch is None or batch.shape[0] <= self.max_batch:
+            out = self.forward(batch)
+        else:
+            out = torch.cat([self.forward(chunk) for chunk in batch.split(self.max_batch)])
+        return out.float().to(batch.device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec.name}, device={self.device})"
+
+
+class TorchBackend(Backend):
+    """The fused PyTorch model (``fuse=False`` keeps the original graph).
+
+    Options: ``precision`` ``"fp32"`` | ``"fp16"`` | ``"bf16"`` (half types on CUDA),
+    ``channels_last`` (default: on for CUDA, off on the CPU where it measured slower),
+    ``cuda_graphs`` (replay one captured graph per batch size; CUDA only), ``compile``
+    (``torch.compile``; first call per batch size compiles), ``num_threads`` (sets
+    ``torch.set_num_threads`` for the process).
+    """
+
+    name = "torch"
+    _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+    def __init__(
+        self,
+        model: TinyPose,
+        device: torch.device,
+        *,
+        fuse: bool = True,
+        precision: str = "fp32",
+        channels_last: bool | None = None,
+        cuda_graphs: bool = False,
+        compile: bool = False,
+        num_threads: int | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(model.spec, device)
+        del cache_dir  # nothing is exported; accepted so that every backend takes the same options
+        if precision not in self._DTYPES:
+            raise ValueError(f"precision must be one of {', '.join(self._DTYPES)}, not {precision!r}")
+        if device.type == "cuda":
+            _require_cuda(device, "torch CUDA")
+        elif precision != "fp32" or cuda_graphs:
+            raise ValueError("precision fp16/bf16 and cuda_graphs are for device='cuda'; the CPU runs fp32")
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        self.dtype = self._DTYPES[precision]
+        self.channels_last = device.type == "cuda" if channels_last is None else channels_last
+        network: nn.Module = fuse_model(model) if fuse else model
+        network = network.to(device=device, dtype=self.dtype).eval()
+        if self.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        self.network = torch.compile(network, dynamic=False) if compile else network
+        self.cuda_graphs = cuda_graphs
+        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, Tensor, Tensor]] = {}
+
+    def _prepare(self, batch: Tensor) -> Tensor:
+        batch = batch.to(self.device, self.dtype, non_blocking=True)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def forward(self, batch: Tensor) -> Tensor:
+        with torch.inference_mode():
+            if not self.cuda_graphs:
+                return self.network(self._prepare(batch))
+            graph = self._graphs.get(batch.shape[0]) or self._capture(batch.shape[0])
+            cuda_graph, static_in, static_out = graph
+            static_in.copy_(self._prepare(batch))
+            cuda_graph.replay()
+            return static_out.clone()
+
+    def _capture(self, size: int) -> tuple[torch.cuda.CUDAGraph, Tensor, Tensor]:
+        """Capture the forward for one batch size (after warm-up on a side stream, as CUDA requires)."""
+        static_in = self._prepare(torch.zeros(size, *self.input_shape))
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self.network(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.network(static_in)
+        self._graphs[size] = (graph, static_in, static_out)
+        return self._graphs[size]
+
+
+def onnx_for(
+    model: TinyPose,
+    runtime: str,
+    runtime_version: str,
+    *,
+    cache_dir: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    precision: str = "fp32",
+) -> Path:
+    """The cached ONNX export of ``model`` for ``runtime`` (exported now when missing or stale)."""
+    import onnx
+
+    from .. import __version__
+
+    spec = model.spec
+    fields = {
+        "model_name": spec.name,
+        "weights_sha256": state_dict_sha256(model),
+        "tinypose": __version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "runtime": runtime,
+        "runtime_version": runtime_version,
+        "opset": opset,
+        "precision": precision,
+        "exporter": "graph",
+    }
+    folder = export_cache_dir(cache_dir)
+
+    def build(path: Path) -> None:
+        logger.info("exporting %s to ONNX for %s (%s) in %s", spec.name, runtime, precision, folder)
+        export_onnx(model, path, opset=opset, precision=precision)
+
+    return cached_artifact(folder, f"{spec.name}-{precision}-{runtime}", ".onnx", fields, build)
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime on our ONNX. Options: ``providers`` (default: CUDA EP for a CUDA device when
+    installed, else CPU), ``num_threads`` (intra-op threads), ``allow_spinning`` (default off:
+    spinning worker threads steal the CPU from pre/post-processing and from other processes),
+    ``precision``, ``opset``, ``cache_dir``."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        model: TinyPose,
+        device: torch.device,
+        *,
+        providers: list | None = None,
+        num_threads: int | None = None,
+        allow_spinning: bool = False,
+        precision: str = "fp32",
+        opset: int = DEFAULT_OPSET,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(model.spec, device)
+        try:
+            import onnxruntime as ort
+        except ImportError as error:
+            raise BackendUnavailable("the onnxruntime backend needs `pip install onnxruntime onnx`") from error
+        if providers is None:
+            providers = ["CPUExecutionProvider"]
+            if device.type == "cuda":
+                if "CUDAExecutionProvider" not in ort.get_available_providers():
+                    raise BackendUnavailable(
+                        f"onnxruntime {ort.__version__} has no CUDAExecutionProvider; install onnxruntime-gpu "
+                        "or use device='cpu'"
+                    )
+                providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+        self.path = onnx_for(model, "onnxruntime", ort.__version__, cache_dir=cache_dir, opset=opset, precision=precision)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if num_threads:
+            options.intra_op_num_threads = int(num_threads)
+            options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+
+    def forward(self, batch: Tensor) -> Tensor:
+        array = np.ascontiguousarray(batch.detach().cpu().numpy())
+        return torch.from_numpy(self.session.run(None, {INPUT_NAME: array})[0])
+
+
+class OpenVinoBackend(Backend):
+    """OpenVINO (the PyPI package) on the CPU, compiled from our ONNX.
+
+    Options: ``num_threads``, ``precision`` (inference precision hint, default ``"f32"`` so results
+    match torch; ``"bf16"``/``"f16"`` where the CPU has them), ``static_batch`` (default on: one
+    compiled model per batch size seen, faster than a dynamic-shape model), ``cache_dir``.
+    """
+
+    name = "openvino"
+
+    def __init__(
+        self,
+        model: TinyPose,
+        device: torch.device,
+        *,
+        num_threads: int | None = None,
+        precision: str = "f32",
+        static_batch: bool = True,
+        opset: int = DEFAULT_OPSET,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(model.spec, device)
+        if device.type != "cpu":
+            raise BackendUnavailable("the openvino backend runs on the CPU here; pass device='cpu'")
+        try:
+            import openvino as ov
+        except ImportError as error:
+            raise BackendUnavailable("the openvino backend needs `pip install openvino`") from error
+        self.path = onnx_for(model, "openvino", ov.__version__, cache_dir=cache_dir, opset=opset)
+        self.core = ov.Core()
+        self.config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if num_threads:
+            self.config["INFERENCE_NUM_THREADS"] = int(num_threads)
+        self.model = self.core.read_model(str(self.path))
+        self.static_batch = static_batch
+        self._requests: dict[int, Any] = {}
+
+    def _request(self, size: int) -> Any:
+        key = size if self.static_batch else -1
+        if key not in self._requests:
+            model = self.model.clone()
+            if self.static_batch:
+                model.reshape({INPUT_NAME: [size, *self.input_shape]})
+            self._requests[key] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        return self._requests[key]
+
+    def forward(self, batch: Tensor) -> Tensor:
+        array = np.ascontiguousarray(batch.detach().cpu().numpy())
+        request = self._request(array.shape[0])
+        request.infer({0: array}, share_inputs=True)
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+
+def _module_available(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def available_backends(device: str | torch.device | None = None) -> list[str]:
+    """Backends whose runtime is installed and can run on ``device`` (no model is built)."""
+    device = _resolve_device(device)
+    names = ["torch"]
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return []
+        if _module_available("tensorrt"):
+            names.append("tensorrt")
+        if _module_available("onnxruntime"):
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                names.append("onnxruntime")
+        return names
+    if _module_available("onnxruntime"):
+        names.append("onnxruntime")
+    if _module_available("openvino"):
+        names.append("openvino")
+    return names
+
+
+def _auto(device: torch.device) -> tuple[str, dict[str, Any]]:
+    """Fastest available backend for ``device`` (order from benchmarks/bench_backends.py)."""
+    available = available_backends(device)
+    if device.type == "cuda":
+        if "tensorrt" in available:
+            return "tensorrt", {}
+        return "torch", {"precision": "fp16", "cuda_graphs": True}
+    for name in ("openvino", "onnxruntime", "torch"):
+        if name in available:
+            return name, {}
+    return "torch", {}
+
+
+def create_backend(
+    name: str, model: TinyPose | str, device: str | torch.device | None = None, **options: Any
+) -> Backend:
+    """A callable ``backend(batch) -> heatmaps`` running ``model`` with runtime ``name``.
+
+    ``model`` is a :class:`TinyPose` (any weights) or a model name (then built with the default
+    pretrained weights). ``device`` defaults to the CPU. Exports happen on first use and are cached
+    (``cache_dir`` option, default ``$TINYPOSE_HOME/exports``); options are listed per backend class.
+    """
+    if isinstance(model, str):
+        model = build_model(model, pretrained=True)
+    if not isinstance(model, TinyPose):
+        raise TypeError(f"create_backend takes a TinyPose model or a model name, got {type(model).__name__}")
+    model = model.eval()
+    device = _resolve_device(device)
+    key = name.lower().replace("-", "").replace("_", "")
+    aliases = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt", "pytorch": "torch"}
+    key = aliases.get(key, key)
+    if key == "auto":
+        key, defaults = _auto(device)
+        options = {**defaults, **options}
+        logger.info("backend 'auto' chose %s %s on %s", key, defaults or "", device)
+    if key == "torch":
+        return TorchBackend(model, device, **options)
+    if key == "onnxruntime":
+        return OnnxRuntimeBackend(model, device, **options)
+    if key == "openvino":
+        return OpenVinoBackend(model, device, **options)
+    if key == "tensorrt":
+        from .tensorrt import TensorRTBackend
+
+        return TensorRTBackend(model, device, **options)
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
