@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tinypose.predict import InputError, create_model, iter_inputs
-from tinypose.predict.inputs import count_inputs, decode_image_bytes, fetch_url, to_bgr8
+from tinypose.predict.inputs import count_inputs, decode_image_bytes, fetch_url, prefetch, to_bgr8
 
 
 @pytest.fixture(scope="module")
@@ -190,10 +190,6 @@ def test_video_gives_a_result_per_frame_and_an_annotated_video(predictors, tmp_p
 
 
 def test_prefetch_keeps_order_reraises_and_stops_when_closed() -> None:
-    import threading
-
-    from tinypose.predict.inputs import prefetch
-
     assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
 
     def failing():

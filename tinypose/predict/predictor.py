@@ -190,9 +190,9 @@ class KeypointPredictor:
         boxes_for = self._box_provider(input, boxes)
         pending: list[tuple[InputItem, np.ndarray | None]] = []
         videos: list[VideoSource] = []
+        stream = prefetch(iter_inputs(input, self.url_timeout, self.max_download_bytes), self.prefetch)
         try:
-            items = iter_inputs(input, self.url_timeout, self.max_download_bytes)
-            for index, item in enumerate(prefetch(items, self.prefetch)):
+            for index, item in enumerate(stream):
                 if item.error is not None:
                     if self.on_error == "raise":
                         raise item.error
@@ -209,6 +209,7 @@ class KeypointPredictor:
             if pending:
                 yield from self._run(pending)
         finally:
+            stream.close()  # stops the reader thread and releases open videos now, not at garbage collection
             self._finish_videos(videos, keep=None)
 
     @staticmethod
