@@ -221,10 +221,10 @@ class KeypointResult(dict):
             if not writer.isOpened():
                 raise OSError(f"{target}: OpenCV cannot write this video (try a .mp4 or .avi path)")
             self.video.writers[key] = writer
+            self.video.frames_written[key] = 0
         writer.write(frame)
-        if self.video.frames_read is not None and self.get("frame_index") == self.video.frames_read - 1:
-            writer.release()  # the last frame of the video: finish the file now
-            del self.video.writers[key]
+        self.video.frames_written[key] = self.video.frames_written.get(key, 0) + 1
+        self.video.finish_complete()  # the last frame of a video read to its end: finish the file now
         return target
 
     def save_all(self, save_path: str | os.PathLike) -> None:
