@@ -33,6 +33,8 @@ from .inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoSource, is_url
 
 __all__ = ["KeypointResult", "to_builtin"]
 
+_PICTURE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""Input suffixes kept for the saved picture (colour formats OpenCV writes); others save as PNG."""
 _claims: dict[tuple[str, str], str] = {}
 _claims_lock = threading.Lock()
 
@@ -155,7 +157,7 @@ class KeypointResult(dict):
     def _input_suffix(self) -> str:
         path = self.get("input_path") or ""
         suffix = Path(urllib.parse.urlparse(path).path if is_url(path) else path).suffix.lower()
-        return suffix if suffix in IMAGE_SUFFIXES and self.get("frame_index") is None else ".png"
+        return suffix if suffix in _PICTURE_SUFFIXES and self.get("frame_index") is None else ".png"
 
     def _claim_stem(self, folder: Path) -> str:
         """A file stem in ``folder`` that belongs to this input only (see the module docstring)."""
