@@ -12,7 +12,8 @@ For each input size (128x96, 256x192) and batch (1, 32): crops/s and peak memory
 
 All share ``--threads`` (2) and the same weights and input. Candidates are timed round-robin
 (``--rounds`` x ``--seconds`` each) and the median is kept, so that load from other processes hits
-them alike; Paddle runs in its own process right after. Ratios against the OpenVINO IR and Paddle
+them alike; Paddle runs in its own process (the peers' Python), driven over a pipe in the same
+round-robin. Ratios against the OpenVINO IR and Paddle
 Inference are printed, because absolute numbers on a shared machine move by ~30% between runs.
 
     python benchmarks/bench_backends.py                  # everything, ~2-3 minutes on 2 cores
@@ -22,7 +23,7 @@ Inference are printed, because absolute numbers on a shared machine move by ~30%
 Memory: ``load MB`` is the peak resident-memory growth while a backend is created (weights,
 export, compiled graph), ``run MB`` the peak growth while it runs a batch, first call included
 (activations, per-shape compilation, scratch); from /proc/self with the peak reset through
-/proc/self/clear_refs. For Paddle: the child process's whole peak RSS (runtime included).
+/proc/self/clear_refs. For Paddle ``run MB`` is the child process's whole peak RSS (runtime included).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ import tinypose  # noqa: E402
 from tinypose.export import available_backends, create_backend  # noqa: E402
 from tinypose.models.fuse import fuse_batchnorm  # noqa: E402
 
-from peers import PEERS_PYTHON, openvino_ir_runner, paddle_inference_model, run_paddle  # noqa: E402
+from peers import PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model  # noqa: E402
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -75,12 +76,20 @@ def _reset_peak() -> bool:
 @dataclass
 class Candidate:
     name: str
-    run: Runner
+    run: Runner | None
     load_mb: float
     kind: str = "tinypose"
     rates: dict[int, list[float]] = field(default_factory=dict)
     run_mb: dict[int, float] = field(default_factory=dict)
     max_diff: float = float("nan")
+    peer: PaddlePeer | None = None
+    """Out-of-process candidates time themselves."""
+
+    def rate(self, batch: np.ndarray, seconds: float) -> float:
+        if self.peer is not None:
+            return self.peer.rate(batch.shape[0], seconds)
+        assert self.run is not None
+        return _timed(self.run, batch, seconds)
 
 
 def _torch_runner(module: torch.nn.Module) -> Runner:
@@ -162,25 +171,29 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
         factories.append(("OpenVINO IR (peer)", lambda: openvino_ir_runner(ir, args.threads), "peer"))
     for name, factory, kind in factories:
         candidate = _make(name, factory, kind)
-        if candidate is not None:
+        if candidate is not None and candidate.run is not None:
             candidate.max_diff = float(np.abs(candidate.run(sample[:4]) - reference).max())
             candidates.append(candidate)
+    paddle = _paddle(model, args, workdir, sample, reference) if not args.no_paddle and source.startswith("real") else None
+    if paddle is not None:
+        candidates.append(paddle)
 
-    for size_n in args.batches:
-        batch = np.ascontiguousarray(sample[:size_n])
-        for candidate in candidates:
-            with _PeakRss() as peak:  # warm-up: OpenVINO compiles per batch size, allocators grow
-                candidate.run(batch)
-            candidate.rates[size_n], candidate.run_mb[size_n] = [], peak.mb
-        for _ in range(args.rounds):
+    try:
+        for size_n in args.batches:
+            batch = np.ascontiguousarray(sample[:size_n])
             for candidate in candidates:
-                with _PeakRss() as peak:
-                    candidate.rates[size_n].append(_timed(candidate.run, batch, args.seconds))
-                candidate.run_mb[size_n] = max(candidate.run_mb[size_n], peak.mb)
-
-    paddle = None
-    if not args.no_paddle and source.startswith("real"):
-        paddle = _paddle(model, args, workdir, sample, reference)
+                with _PeakRss() as peak:  # warm-up: OpenVINO compiles per batch size, allocators grow
+                    candidate.rate(batch, 0.0)
+                candidate.rates[size_n], candidate.run_mb[size_n] = [], peak.mb
+            for _ in range(args.rounds):
+                for candidate in candidates:
+                    with _PeakRss() as peak:
+                        candidate.rates[size_n].append(candidate.rate(batch, args.seconds))
+                    candidate.run_mb[size_n] = max(candidate.run_mb[size_n], peak.mb)
+    finally:
+        if paddle is not None and paddle.peer is not None:
+            peak_mb = paddle.peer.close()
+            paddle.run_mb = dict.fromkeys(args.batches, peak_mb)
 
     rows = []
     for candidate in candidates:
@@ -191,18 +204,11 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
                 "crops_per_s": rates[len(rates) // 2], "load_mb": candidate.load_mb,
                 "run_mb": candidate.run_mb[size_n], "max_abs_diff": candidate.max_diff,
             })  # fmt: skip
-    if paddle is not None:
-        for size_n in args.batches:
-            rows.append({
-                "size": size, "batch": size_n, "backend": f"Paddle Inference {paddle['paddle']} (peer)", "kind": "peer",
-                "crops_per_s": paddle["crops_per_s"][str(size_n)], "load_mb": float("nan"),
-                "run_mb": paddle["peak_rss_mb"], "max_abs_diff": paddle["max_abs_diff"],
-            })  # fmt: skip
     _print_table(size, rows, args.batches)
     return rows
 
 
-def _paddle(model, args, workdir: Path, sample: np.ndarray, reference: np.ndarray) -> dict | None:
+def _paddle(model, args, workdir: Path, sample: np.ndarray, reference: np.ndarray) -> Candidate | None:
     python = Path(args.peers_python) if args.peers_python else None
     if python is None or not python.is_file():
         print(f"  skip Paddle Inference: no peers Python (--peers-python, ${PEERS_PYTHON})")
@@ -214,15 +220,14 @@ def _paddle(model, args, workdir: Path, sample: np.ndarray, reference: np.ndarra
     folder = paddle_inference_model(model, program, workdir / f"paddle_{model.spec.name}")
     np.save(workdir / "sample.npy", sample[:4])
     try:
-        result = run_paddle(
-            python, folder, workdir / "sample.npy", args.batches, args.threads, args.seconds, args.rounds,
-            workdir / "paddle_out.npy",
-        )  # fmt: skip
-    except RuntimeError as error:
+        peer = PaddlePeer(python, folder, args.threads)
+        heatmaps = peer.heatmaps(workdir / "sample.npy", workdir / "paddle_out.npy")
+    except (RuntimeError, OSError) as error:
         print(f"  skip Paddle Inference: {error}")
         return None
-    result["max_abs_diff"] = float(np.abs(np.load(workdir / "paddle_out.npy") - reference).max())
-    return result
+    candidate = Candidate(f"Paddle Inference {peer.version} (peer)", None, float("nan"), "peer", peer=peer)
+    candidate.max_diff = float(np.abs(heatmaps - reference).max())
+    return candidate
 
 
 def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -144,18 +145,63 @@ def paddle_inference_model(model, program_dir: Path, out: Path) -> Path:
     return out
 
 
-def run_paddle(
-    python: Path, folder: Path, sample: Path, batches: list[int], threads: int, seconds: float, rounds: int, output: Path
-) -> dict:
-    """Time Paddle Inference in the peers' Python; returns paddle_runner.py's JSON."""
-    command = [
-        str(python), str(RUNNER), str(folder), "--input", str(sample), "--batches", *map(str, batches),
-        "--threads", str(threads), "--seconds", str(seconds), "--rounds", str(rounds), "--output-npy", str(output),
-    ]  # fmt: skip
-    budget = 60 + rounds * seconds * len(batches) * 4
-    done = subprocess.run(command, capture_output=True, text=True, timeout=budget)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"paddle_runner.py failed ({done.returncode}): {' | '.join(tail)}")
-    return json.loads(lines[-1])
+class PaddlePeer:
+    """Paddle Inference in the peers' Python, driven over a pipe by ``paddle_runner.py`` so that it is
+    timed in the same round-robin (same load on the machine) as the in-process backends."""
+
+    def __init__(self, python: Path, folder: Path, threads: int, timeout: float = 300.0) -> None:
+        import tempfile
+
+        self.timeout = timeout
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        command = [str(python), str(RUNNER), str(folder), "--threads", str(threads)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1
+        )
+        self.version = self._answer()["paddle"]
+
+    def _answer(self) -> dict:
+        import selectors
+
+        assert self.process.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if line.startswith("{"):
+                answer = json.loads(line)
+                if "error" in answer:
+                    raise RuntimeError(f"paddle_runner.py: {answer['error']}")
+                return answer
+        self.process.kill()
+        self.stderr.seek(0)
+        tail = " | ".join(self.stderr.read().strip().splitlines()[-3:])
+        raise RuntimeError(f"paddle_runner.py stopped answering (exit {self.process.poll()}): {tail}")
+
+    def _ask(self, line: str) -> dict:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def heatmaps(self, sample: Path, output: Path) -> np.ndarray:
+        """Run the float32 batch saved at ``sample`` and return Paddle's heatmaps."""
+        self._ask(f"check {sample} {output}")
+        return np.load(output)
+
+    def rate(self, batch: int, seconds: float) -> float:
+        """Crops/s over ``seconds`` of back-to-back batches of ``batch`` crops (after one warm-up run)."""
+        return float(self._ask(f"time {batch} {seconds}")["crops_per_s"])
+
+    def close(self) -> float:
+        """Stop the runner; returns its peak resident memory in MB."""
+        try:
+            return float(self._ask("quit")["peak_rss_mb"])
+        finally:
+            self.process.wait(timeout=30)
+            self.stderr.close()

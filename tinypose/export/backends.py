@@ -106,8 +106,10 @@ class TorchBackend(Backend):
     Options: ``precision`` ``"fp32"`` | ``"fp16"`` | ``"bf16"`` (half types on CUDA),
     ``channels_last`` (default: on for CUDA, off on the CPU where it measured slower),
     ``cuda_graphs`` (replay one captured graph per batch size; CUDA only), ``compile``
-    (``torch.compile``; first call per batch size compiles), ``num_threads`` (sets
-    ``torch.set_num_threads`` for the process).
+    (``torch.compile`` with a dynamic batch: the first call compiles, tens of seconds),
+    ``num_threads`` (sets ``torch.set_num_threads`` for the process). On CUDA it also turns on
+    ``torch.backends.cudnn.benchmark`` (process-wide), which picks the fastest conv kernels for
+    the fixed input size.
     """
 
     name = "torch"
@@ -132,6 +134,7 @@ class TorchBackend(Backend):
             raise ValueError(f"precision must be one of {', '.join(self._DTYPES)}, not {precision!r}")
         if device.type == "cuda":
             _require_cuda(device, "torch CUDA")
+            torch.backends.cudnn.benchmark = True
         elif precision != "fp32" or cuda_graphs:
             raise ValueError("precision fp16/bf16 and cuda_graphs are for device='cuda'; the CPU runs fp32")
         if num_threads:
@@ -142,7 +145,7 @@ class TorchBackend(Backend):
         network = network.to(device=device, dtype=self.dtype).eval()
         if self.channels_last:
             network = network.to(memory_format=torch.channels_last)
-        self.network = torch.compile(network, dynamic=False) if compile else network
+        self.network = torch.compile(network, dynamic=True) if compile else network
         self.cuda_graphs = cuda_graphs
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, Tensor, Tensor]] = {}
 
@@ -264,8 +267,9 @@ class OpenVinoBackend(Backend):
     """OpenVINO (the PyPI package) on the CPU, compiled from our ONNX.
 
     Options: ``num_threads``, ``precision`` (inference precision hint, default ``"f32"`` so results
-    match torch; ``"bf16"``/``"f16"`` where the CPU has them), ``static_batch`` (default on: one
-    compiled model per batch size seen, faster than a dynamic-shape model), ``cache_dir``.
+    match torch; ``"bf16"``/``"f16"`` where the CPU has them), ``static_batch`` (compile one model
+    per batch size seen instead of one dynamic-batch model: a few seconds per new size, so off by
+    default for the predictor's varying crop counts), ``cache_dir``.
     """
 
     name = "openvino"
@@ -277,7 +281,7 @@ class OpenVinoBackend(Backend):
         *,
         num_threads: int | None = None,
         precision: str = "f32",
-        static_batch: bool = True,
+        static_batch: bool = False,
         opset: int = DEFAULT_OPSET,
         cache_dir: str | Path | None = None,
     ) -> None:
