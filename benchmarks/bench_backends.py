@@ -2,7 +2,8 @@
 
 For each input size (128x96, 256x192) and batch (1, 32): crops/s and peak memory of
 
-* tinypose ``torch`` in three steps: the original graph, + BatchNorm folded, + channel shuffles
+* tinypose ``torch`` in three steps: the original graph, + BatchNorm folded (these two ablation
+  steps get one round only: they are slow and only compared with each other), + channel shuffles
   folded (= the ``torch`` backend), then the ``onnxruntime`` and ``openvino`` backends (our folded
   ONNX), each checked against the original model's heatmaps (max abs diff);
 * peers, when installed: the OpenVINO runtime on the released IR (../shared/weights/openvino,
@@ -84,6 +85,8 @@ class Candidate:
     max_diff: float = float("nan")
     peer: PaddlePeer | None = None
     """Out-of-process candidates time themselves."""
+    rounds: int | None = None
+    """At most this many rounds (the slow torch ablation steps get one)."""
 
     def rate(self, batch: np.ndarray, seconds: float) -> float:
         if self.peer is not None:
@@ -172,6 +175,7 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
     for name, factory, kind in factories:
         candidate = _make(name, factory, kind)
         if candidate is not None and candidate.run is not None:
+            candidate.rounds = 1 if kind == "step" else None
             candidate.max_diff = float(np.abs(candidate.run(sample[:4]) - reference).max())
             candidates.append(candidate)
     paddle = _paddle(model, args, workdir, sample, reference) if not args.no_paddle and source.startswith("real") else None
@@ -185,8 +189,10 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
                 with _PeakRss() as peak:  # warm-up: OpenVINO compiles per batch size, allocators grow
                     candidate.rate(batch, 0.0)
                 candidate.rates[size_n], candidate.run_mb[size_n] = [], peak.mb
-            for _ in range(args.rounds):
+            for round_index in range(args.rounds):
                 for candidate in candidates:
+                    if candidate.rounds is not None and round_index >= candidate.rounds:
+                        continue
                     with _PeakRss() as peak:
                         candidate.rates[size_n].append(candidate.rate(batch, args.seconds))
                     candidate.run_mb[size_n] = max(candidate.run_mb[size_n], peak.mb)

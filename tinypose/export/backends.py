@@ -9,7 +9,7 @@
 * ``openvino``: the same ONNX compiled by OpenVINO for the CPU.
 * ``tensorrt``: an FP16 engine built from the ONNX (see :mod:`tinypose.export.tensorrt`).
 * ``auto``: the fastest available for the device (measured in ``benchmarks/bench_backends.py``):
-  on CUDA TensorRT, else torch FP16 with CUDA graphs; on the CPU OpenVINO, else ONNX Runtime,
+  on CUDA TensorRT, else torch FP16 with CUDA graphs; on the CPU ONNX Runtime, else OpenVINO,
   else torch.
 
 Heatmaps come back as float32 on the device of the input batch (so a CPU batch gives CPU
@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -215,11 +218,54 @@ def onnx_for(
     return cached_artifact(folder, f"{spec.name}-{precision}-{runtime}", ".onnx", fields, build)
 
 
-class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime on our ONNX. Options: ``providers`` (default: CUDA EP for a CUDA device when
-    installed, else CPU), ``num_threads`` (intra-op threads), ``allow_spinning`` (default off:
-    spinning worker threads steal the CPU from pre/post-processing and from other processes),
-    ``precision``, ``opset``, ``cache_dir``."""
+MICRO_BATCH_PIXELS = 128 * 96 * 4
+"""Crops per micro-batch on the CPU = this // (H * W): 4 at 128x96, 1 at 256x192. Activations of a
+whole batch of 32 overflow the caches; measured (bench_backends.py) ~1.3-2x faster in chunks."""
+
+
+def _chunks(batch: np.ndarray, streams: int, micro_batch: int) -> list[np.ndarray]:
+    """Split a batch into at least ``streams`` (when it has that many crops) micro-batches."""
+    count = max(min(len(batch), streams), -(-len(batch) // micro_batch))
+    return np.array_split(batch, count)
+
+
+class _CpuRuntimeBackend(Backend):
+    """Shared CPU strategy of the ONNX Runtime and OpenVINO backends.
+
+    One crop runs on all ``num_threads`` threads (latency). Several crops are cut into micro-batches
+    that ``streams`` single-threaded workers take from a common queue: no barrier between threads
+    after every layer, the activations of a micro-batch stay in cache, and a worker slowed down by
+    another process on its core simply takes fewer chunks.
+    """
+
+    def __init__(self, spec: ModelSpec, device: torch.device, num_threads: int | None, streams: int | None, micro_batch: int | None) -> None:
+        super().__init__(spec, device)
+        self.num_threads = int(num_threads) if num_threads else None
+        self.streams = int(streams or self.num_threads or os.cpu_count() or 1)
+        self.micro_batch = int(micro_batch or max(1, MICRO_BATCH_PIXELS // (spec.input_height * spec.input_width)))
+
+    def run_latency(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run_chunks(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def forward(self, batch: Tensor) -> Tensor:
+        array = np.ascontiguousarray(batch.detach().cpu().numpy())
+        if len(array) == 1 or self.streams == 1:
+            return torch.from_numpy(self.run_latency(array))
+        return torch.from_numpy(np.concatenate(self.run_chunks(_chunks(array, self.streams, self.micro_batch))))
+
+
+class OnnxRuntimeBackend(_CpuRuntimeBackend):
+    """ONNX Runtime on our ONNX.
+
+    Options: ``providers`` (default: the CUDA EP for a CUDA device when installed, else CPU),
+    ``num_threads`` (threads for a single crop; default all cores), ``streams`` and ``micro_batch``
+    (CPU batches: see :class:`_CpuRuntimeBackend`; ``streams=1`` runs a batch in one call),
+    ``allow_spinning`` (default off: spinning workers steal the CPU from pre/post-processing and
+    other processes), ``precision``, ``opset``, ``cache_dir``.
+    """
 
     name = "onnxruntime"
 
@@ -230,16 +276,19 @@ class OnnxRuntimeBackend(Backend):
         *,
         providers: list | None = None,
         num_threads: int | None = None,
+        streams: int | None = None,
+        micro_batch: int | None = None,
         allow_spinning: bool = False,
         precision: str = "fp32",
         opset: int = DEFAULT_OPSET,
         cache_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(model.spec, device)
+        super().__init__(model.spec, device, num_threads, streams, micro_batch)
         try:
             import onnxruntime as ort
         except ImportError as error:
             raise BackendUnavailable("the onnxruntime backend needs `pip install onnxruntime onnx`") from error
+        self._ort = ort
         if providers is None:
             providers = ["CPUExecutionProvider"]
             if device.type == "cuda":
@@ -249,27 +298,58 @@ class OnnxRuntimeBackend(Backend):
                         "or use device='cpu'"
                     )
                 providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+                self.streams = 1  # the GPU takes the whole batch
+        self.providers = providers
+        self.allow_spinning = allow_spinning
         self.path = onnx_for(model, "onnxruntime", ort.__version__, cache_dir=cache_dir, opset=opset, precision=precision)
+        self.session = self._session(self.num_threads)
+        self._single_thread_session = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _session(self, threads: int | None):
+        ort = self._ort
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads:
-            options.intra_op_num_threads = int(num_threads)
+        if threads:
+            options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
+        return ort.InferenceSession(str(self.path), options, providers=self.providers)
 
-    def forward(self, batch: Tensor) -> Tensor:
-        array = np.ascontiguousarray(batch.detach().cpu().numpy())
-        return torch.from_numpy(self.session.run(None, {INPUT_NAME: array})[0])
+    def run_latency(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {INPUT_NAME: batch})[0]
+
+    def run_chunks(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        if self._single_thread_session is None:
+            # One session, run concurrently: with one intra-op thread each run computes on its caller.
+            self._single_thread_session = self._session(1)
+            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="tinypose-ort")
+        session, results = self._single_thread_session, [None] * len(chunks)
+        pending = iter(range(len(chunks)))
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    index = next(pending, None)
+                if index is None:
+                    return
+                results[index] = session.run(None, {INPUT_NAME: chunks[index]})[0]
+
+        assert self._pool is not None
+        for future in [self._pool.submit(worker) for _ in range(min(self.streams, len(chunks)))]:
+            future.result()
+        return results  # type: ignore[return-value]
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoBackend(_CpuRuntimeBackend):
     """OpenVINO (the PyPI package) on the CPU, compiled from our ONNX.
 
-    Options: ``num_threads``, ``precision`` (inference precision hint, default ``"f32"`` so results
-    match torch; ``"bf16"``/``"f16"`` where the CPU has them), ``static_batch`` (compile one model
-    per batch size seen instead of one dynamic-batch model: a few seconds per new size, so off by
-    default for the predictor's varying crop counts), ``cache_dir``.
+    Options: ``num_threads`` (threads for a single crop, default all cores), ``streams`` and
+    ``micro_batch`` (batches go through an ``AsyncInferQueue`` on a THROUGHPUT-compiled model with
+    that many single-threaded streams; see :class:`_CpuRuntimeBackend`), ``precision`` (inference
+    precision hint, default ``"f32"`` so results match torch; ``"bf16"``/``"f16"`` where the CPU
+    has them), ``cache_dir``. Single crops run on a model compiled for batch 1.
     """
 
     name = "openvino"
@@ -280,41 +360,56 @@ class OpenVinoBackend(Backend):
         device: torch.device,
         *,
         num_threads: int | None = None,
+        streams: int | None = None,
+        micro_batch: int | None = None,
         precision: str = "f32",
-        static_batch: bool = False,
         opset: int = DEFAULT_OPSET,
         cache_dir: str | Path | None = None,
     ) -> None:
-        super().__init__(model.spec, device)
         if device.type != "cpu":
             raise BackendUnavailable("the openvino backend runs on the CPU here; pass device='cpu'")
+        super().__init__(model.spec, device, num_threads, streams, micro_batch)
         try:
             import openvino as ov
         except ImportError as error:
             raise BackendUnavailable("the openvino backend needs `pip install openvino`") from error
+        self._ov = ov
         self.path = onnx_for(model, "openvino", ov.__version__, cache_dir=cache_dir, opset=opset)
         self.core = ov.Core()
-        self.config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
-        if num_threads:
-            self.config["INFERENCE_NUM_THREADS"] = int(num_threads)
         self.model = self.core.read_model(str(self.path))
-        self.static_batch = static_batch
-        self._requests: dict[int, Any] = {}
+        self.precision = precision
+        single = self.model.clone()
+        single.reshape({INPUT_NAME: [1, *self.input_shape]})
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if self.num_threads:
+            config["INFERENCE_NUM_THREADS"] = self.num_threads
+        self.request = self.core.compile_model(single, "CPU", config).create_infer_request()
+        self._queue = None
 
-    def _request(self, size: int) -> Any:
-        key = size if self.static_batch else -1
-        if key not in self._requests:
-            model = self.model.clone()
-            if self.static_batch:
-                model.reshape({INPUT_NAME: [size, *self.input_shape]})
-            self._requests[key] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
-        return self._requests[key]
+    def run_latency(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) != 1:
+            return np.concatenate([self.run_latency(row[None]) for row in batch])
+        self.request.infer({0: batch}, share_inputs=True)
+        return self.request.get_output_tensor(0).data.copy()
 
-    def forward(self, batch: Tensor) -> Tensor:
-        array = np.ascontiguousarray(batch.detach().cpu().numpy())
-        request = self._request(array.shape[0])
-        request.infer({0: array}, share_inputs=True)
-        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+    def run_chunks(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        if self._queue is None:
+            config = {
+                "INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "THROUGHPUT",
+                "NUM_STREAMS": self.streams, "INFERENCE_NUM_THREADS": self.streams,
+            }  # fmt: skip
+            compiled = self.core.compile_model(self.model, "CPU", config)
+            self._queue = self._ov.AsyncInferQueue(compiled, self.streams)
+        results: list[np.ndarray | None] = [None] * len(chunks)
+
+        def done(request, index: int) -> None:
+            results[index] = request.get_output_tensor(0).data.copy()
+
+        self._queue.set_callback(done)
+        for index, chunk in enumerate(chunks):
+            self._queue.start_async({0: chunk}, index)
+        self._queue.wait_all()
+        return results  # type: ignore[return-value]
 
 
 def _module_available(name: str) -> bool:
@@ -350,7 +445,7 @@ def _auto(device: torch.device) -> tuple[str, dict[str, Any]]:
         if "tensorrt" in available:
             return "tensorrt", {}
         return "torch", {"precision": "fp16", "cuda_graphs": True}
-    for name in ("openvino", "onnxruntime", "torch"):
+    for name in ("onnxruntime", "openvino", "torch"):
         if name in available:
             return name, {}
     return "torch", {}
