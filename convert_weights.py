@@ -1,4 +1,4 @@
-"""Convert PP-TinyPose weights (Paddle .pdparams, Paddle/PaddleX inference model, OpenVINO IR) to safetensors.
+"""Convert PP-TinyPose (or PP-PicoDet detector) weights (Paddle .pdparams, Paddle/PaddleX inference model, OpenVINO IR) to safetensors.
 
     python convert_weights.py SRC -o OUT.safetensors [--model PP-TinyPose_128x96] [--force]
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tinypose.detect import get_detector_spec, list_detectors
 from tinypose.models import get_spec, list_models
 from tinypose.weights import WeightsError
 from tinypose.weights.convert import convert
@@ -17,7 +18,10 @@ def _model_name(text: str) -> str:
     try:
         return get_spec(text).name
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+        try:
+            return get_detector_spec(text).name
+        except ValueError:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         "--model",
         type=_model_name,
         default=None,
-        help=f"model the weights are for ({', '.join(list_models())}); needed when the source does not say "
-        "(a bare .pdparams)",
+        help=f"model the weights are for ({', '.join(list_models() + list_detectors())}); needed when the "
+        "source does not say (a bare .pdparams)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     args = parser.parse_args(argv)

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .crop import transform_preds
 from .models.tinypose import ModelSpec
 
-__all__ = ["HeatmapCodec", "flip_merge", "get_max_preds", "dark_refine", "gaussian_blur_3x3"]
-
-_BLUR_KERNEL = np.array([0.25, 0.5, 0.25])
-"""``cv2.getGaussianKernel(3, 0)``: OpenCV's fixed small kernel for ``sigma <= 0``."""
+__all__ = ["HeatmapCodec", "flip_merge", "get_max_preds", "dark_refine", "gaussian_blur_3x3", "encode_gaussian"]
 
 
 def flip_merge(
@@ -62,15 +60,20 @@ def get_max_preds(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gaussian_blur_3x3(heatmaps: np.ndarray) -> np.ndarray:
-    """Zero-padded separable 3x3 Gaussian blur of every map (float64), as ``cv2.GaussianBlur(k=3, 0)``.
+    """Blur every map [..., H, W] as upstream: zero-pad by one, ``cv2.GaussianBlur(k=3, sigma=0)`` in float64, crop.
 
-    Upstream pads each map with one row/column of zeros, blurs and crops back, so OpenCV's border
-    mode never reaches the kept pixels: this equals a 'same' convolution with zero padding.
+    All maps are stacked, each with its own zero border, into one tall image and blurred by a
+    single OpenCV call; the blur of a kept pixel only reaches its own map and border, so this is
+    the per-map loop of PaddleX/PaddleDetection in one call. Returns float64.
     """
-    padded = np.pad(heatmaps.astype(np.float64), [(0, 0)] * (heatmaps.ndim - 2) + [(1, 1), (1, 1)])
-    k0, k1, k2 = _BLUR_KERNEL
-    rows = padded[..., :, :-2] * k0 + padded[..., :, 1:-1] * k1 + padded[..., :, 2:] * k2
-    return rows[..., :-2, :] * k0 + rows[..., 1:-1, :] * k1 + rows[..., 2:, :] * k2
+    *lead, height, width = heatmaps.shape
+    maps = heatmaps.reshape(-1, height, width)
+    if maps.shape[0] == 0:
+        return np.zeros(heatmaps.shape, dtype=np.float64)
+    padded = np.zeros((maps.shape[0], height + 2, width + 2), dtype=np.float64)
+    padded[:, 1:-1, 1:-1] = maps
+    tall = cv2.GaussianBlur(padded.reshape(-1, width + 2), (3, 3), 0)
+    return tall.reshape(padded.shape)[:, 1:-1, 1:-1].reshape(*lead, height, width)
 
 
 def dark_refine(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
@@ -171,3 +174,46 @@ class HeatmapCodec:
         preds = transform_preds(coords, np.asarray(centers), np.asarray(scales), (width, height)).astype(np.float32)
         keypoints = np.concatenate([preds.reshape(coords.shape), maxvals], axis=-1)
         return keypoints, maxvals[..., 0].mean(axis=1)
+
+    def encode(self, keypoints: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training targets for one crop: keypoints [K,2] in input pixels, visibility [K] in {0, 1}.
+
+        Returns unnormalized Gaussian heatmaps [K,H,W] float32 (peak 1 at the keypoint, ``sigma`` in
+        heatmap pixels) and joint weights [K,1] float32, as PaddleDetection's
+        ``ToHeatmapsTopDown_DARK`` (the TinyPose recipe): the keypoint is divided by the stride
+        ``input_size / heatmap_size`` without rounding; a joint's weight is its visibility, and 0
+        when its 3-sigma window lies entirely off the map.
+        """
+        return encode_gaussian(keypoints, visibility, self.input_size, self.heatmap_size, self.sigma)
+
+
+def encode_gaussian(
+    keypoints: np.ndarray,
+    visibility: np.ndarray,
+    input_size: tuple[int, int],
+    heatmap_size: tuple[int, int],
+    sigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorized ``ToHeatmapsTopDown_DARK`` (see :meth:`HeatmapCodec.encode`); same float64 arithmetic."""
+    keypoints = np.asarray(keypoints, dtype=np.float32)
+    num_joints = keypoints.shape[0]
+    width, height = heatmap_size
+    stride = np.array(input_size) / np.array(heatmap_size)
+    weight = np.asarray(visibility, dtype=np.float32).reshape(num_joints, 1).copy()
+    mu = keypoints[:, :2].astype(np.float64) / stride
+    radius = sigma * 3
+    upper_left = np.trunc(mu - radius)
+    bottom_right = np.trunc(mu + radius + 1)
+    outside = (
+        (upper_left[:, 0] >= width) | (upper_left[:, 1] >= height) | (bottom_right[:, 0] < 0) | (bottom_right[:, 1] < 0)
+    )
+    draw = ~outside & (weight[:, 0] > 0.5)
+    weight[outside] = 0
+    target = np.zeros((num_joints, height, width), dtype=np.float32)
+    if draw.any():
+        x = np.arange(0, width, 1, np.float32).astype(np.float64)
+        y = np.arange(0, height, 1, np.float32).astype(np.float64)
+        dx2 = (x[None, None, :] - mu[draw, 0, None, None]) ** 2
+        dy2 = (y[None, :, None] - mu[draw, 1, None, None]) ** 2
+        target[draw] = np.exp(-(dx2 + dy2) / (2 * sigma**2))
+    return target, weight

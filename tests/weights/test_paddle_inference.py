@@ -60,15 +60,14 @@ def test_paddlex_folder_gives_the_pdparams_state(fixtures_dir, pdparams_state) -
     _assert_same_state(load_state_dict(folder / "inference.json", "128x96"), pdparams_state)
 
 
-def test_legacy_program_is_parsed() -> None:
+def test_legacy_program_is_parsed(tmp_path) -> None:
     """The committed real ProgramDesc: 1342 persistable parameters, the feed, the two fetches."""
     with gzip.open(LEGACY_PROGRAM / "model.pdmodel.gz") as packed:
         data = packed.read()
     assert hashlib.sha256(data).hexdigest() == "0ed79691627bf9cebc6b63dcaeec15b3e7f0c1e31e6c43397c5e3b66c4ca5ef0"
-    path = Path(os.devnull).with_name("model.pdmodel")  # only used in messages
-    from tinypose.weights.paddle_inference import _legacy_program
-
-    program = _legacy_program(path, data)
+    (tmp_path / "model.pdmodel").write_bytes(data)
+    program = read_program(tmp_path / "model.pdmodel")
+    assert program.kind == "legacy"
     assert len(program.parameters) == 1342
     assert program.feeds == {"image": (-1, 3, 128, 96)}
     assert program.fetches == ["conv2d_172.tmp_1", "arg_max_0.tmp_0"]

@@ -66,8 +66,12 @@ def convert(
     file and renamed, so a failed conversion never leaves a partial file.
     """
     from .. import __version__
+    from ..detect.weights import convert_detector, detector_name_for
     from ..models.tinypose import TinyPose, get_spec
 
+    detector = detector_name_for(source, model_name)
+    if detector is not None:
+        return convert_detector(source, output, detector, force)
     source, output = Path(source), Path(output)
     if output.suffix != ".safetensors":
         raise WeightsError(f"{output}: the output must be a .safetensors file")

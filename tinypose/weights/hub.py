@@ -95,6 +95,7 @@ def local_candidates(spec: ModelSpec) -> list[tuple[str, WeightSource | None]]:
         (spec.name, None),
         (f"{short}/model.pdiparams", None),
         (f"{short}/model.xml", ir_source),
+        (f"{spec.name}/model.xml", ir_source),
         (f"{underscored}/ir_fp16/model.xml", ir_source),
     ]
     return candidates
@@ -140,19 +141,21 @@ def resolve_pretrained(
     progress: bool = True,
     timeout: float = DOWNLOAD_TIMEOUT_S,
     max_bytes: int = MAX_DOWNLOAD_BYTES,
+    env_var: str = ENV_WEIGHTS,
 ) -> Path:
     """Path of the default weights of ``spec`` (see the module docstring for the search order).
 
-    ``download=None`` downloads unless ``$TINYPOSE_OFFLINE`` is set to a true value.
+    ``download=None`` downloads unless ``$TINYPOSE_OFFLINE`` is set to a true value. ``env_var``
+    names the variable of step 1 (the person detector uses ``$TINYPOSE_DETECTOR_WEIGHTS``).
     """
     searched: list[str] = []
-    explicit = os.environ.get(ENV_WEIGHTS)
+    explicit = os.environ.get(env_var)
     if explicit:
         path = Path(explicit).expanduser()
         if not path.exists():
-            raise WeightsError(f"{path}: no such file or folder (named by ${ENV_WEIGHTS})")
+            raise WeightsError(f"{path}: no such file or folder (named by ${env_var})")
         return path
-    searched.append(f"${ENV_WEIGHTS} (not set)")
+    searched.append(f"${env_var} (not set)")
 
     cache = cache_dir()
     cached = cache / f"{spec.name}.safetensors"
@@ -233,7 +236,10 @@ def download_file(
     from .. import __version__
 
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WeightsError(f"{destination.parent}: cannot create the download folder ({error}); set ${ENV_HOME}") from None
     temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
     deadline = time.monotonic() + timeout
     sha = hashlib.sha256()
@@ -250,7 +256,7 @@ def download_file(
             with temporary.open("wb") as file, tqdm(
                 total=expected_length, unit="B", unit_scale=True, desc=destination.name, disable=not progress
             ) as bar:
-                while chunk := response.read(1 << 16):
+                while chunk := response.read1(1 << 16):
                     received += len(chunk)
                     if received > max_bytes:
                         raise WeightsError(f"{url}: more than {max_bytes} bytes, stopped")

@@ -21,7 +21,7 @@ from .mapping import BN_EPS, paddle_to_torch_name, rename, static_name_table
 
 __all__ = ["RawWeights", "detect_format", "read_weights", "load_state_dict", "sha256_of", "FORMATS"]
 
-FORMATS = ("safetensors", "pdparams", "paddle_inference", "openvino")
+FORMATS = ("safetensors", "pdparams", "paddle_inference", "openvino", "lightning")
 
 
 @dataclass
@@ -76,6 +76,8 @@ def detect_format(path: str | Path) -> str:
         return "paddle_inference"
     if suffix in (".xml", ".bin"):
         return "openvino"
+    if suffix == ".ckpt":
+        return "lightning"
     raise WeightsError(f"{path}: unknown weights format {suffix!r}; expected one of {', '.join(FORMATS)}")
 
 
@@ -99,6 +101,10 @@ def read_weights(path: str | Path) -> RawWeights:
         from .paddle_inference import read_paddle_inference
 
         return read_paddle_inference(path)
+    if kind == "lightning":
+        from ..train.checkpoint import read_lightning_checkpoint
+
+        return read_lightning_checkpoint(path)
     from .openvino_ir import read_openvino_ir
 
     return read_openvino_ir(path)

@@ -1,0 +1,46 @@
+"""Predictors on the random-weight PaddleX fixture model, shared by the predict tests."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinypose.predict import KeypointPredictor, create_model
+
+
+def fixture_weights(fixtures_dir: Path) -> Path:
+    """The weights of ``paddlex_infer_128x96``: its inference folder once tinypose can read Paddle
+    inference models, else the identical ``tinypose_128x96_random.pdparams``."""
+    if importlib.util.find_spec("tinypose.weights.paddle_inference") is not None:
+        return fixtures_dir / "paddlex_infer_128x96"
+    return fixtures_dir / "tinypose_128x96_random.pdparams"
+
+
+@pytest.fixture(autouse=True, scope="package")
+def one_torch_thread():
+    """These tests run many tiny forwards: one thread avoids OpenMP barrier stalls on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def random_weights(fixtures_dir: Path) -> Path:
+    return fixture_weights(fixtures_dir)
+
+
+@pytest.fixture(scope="session")
+def predictors(random_weights: Path) -> dict[bool, KeypointPredictor]:
+    """``{flip: predictor}`` for PP-TinyPose_128x96 on the CPU, both sharing one model."""
+    plain = create_model("PP-TinyPose_128x96", model_dir=random_weights, flip=False, device="cpu")
+    flipped = create_model("PP-TinyPose_128x96", flip=True, device="cpu", model=plain.model)
+    return {False: plain, True: flipped}
+
+
+@pytest.fixture(scope="session")
+def e2e_dir(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "paddlex_e2e"

@@ -1,0 +1,149 @@
+"""PP-PicoDet person detection on images: upstream pre-processing, batched forward, rescale, NMS.
+
+Pre-processing is PaddleDetection's deploy ``Resize(keep_ratio=False, interp=INTER_CUBIC)`` +
+``NormalizeImage`` (RGB, ``x * (1/255)``, minus mean, over std, float32). Every image becomes the
+same square, so any number of images (or video frames) run as one batch. Boxes come back in
+image pixels (divided by the float32 resize factors, not clipped), after ``MultiClassNMS``.
+
+Images are numpy arrays in OpenCV's BGR order (as ``cv2.imread`` returns them and as PaddleX and
+``create_model(...).predict`` take them) or image file paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from .nms import multiclass_nms
+from .picodet import DetectorSpec, NMSConfig, PicoDet, build_detector, get_detector_spec
+
+__all__ = ["PersonDetector", "create_detector", "preprocess_image"]
+
+_DEFAULT: Any = object()
+
+
+def preprocess_image(image_bgr: np.ndarray, spec: DetectorSpec) -> tuple[np.ndarray, np.ndarray]:
+    """BGR ``HxWx3`` uint8 -> (normalized RGB ``3xSxS`` float32, scale factors ``[sy, sx]`` float32).
+
+    Resizing is per channel, so resizing BGR and then swapping channels equals upstream's
+    RGB-then-resize exactly, on far fewer pixels.
+    """
+    height, width = image_bgr.shape[:2]
+    scale_y = spec.input_size / float(height)
+    scale_x = spec.input_size / float(width)
+    resized = cv2.resize(image_bgr, None, None, fx=scale_x, fy=scale_y, interpolation=cv2.INTER_CUBIC)
+    pixels = resized[..., ::-1].astype(np.float32)
+    pixels *= 1.0 / 255.0
+    pixels -= np.array(spec.mean)[None, None, :]
+    pixels /= np.array(spec.std)[None, None, :]
+    return pixels.transpose(2, 0, 1), np.array([scale_y, scale_x], np.float32)
+
+
+def _as_bgr(image: np.ndarray | str | Path) -> np.ndarray:
+    if isinstance(image, (str, Path)):
+        data = np.fromfile(str(image), np.uint8) if Path(image).is_file() else None
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+        if decoded is None:
+            raise ValueError(f"{image}: not a readable image file")
+        return decoded
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a BGR uint8 image of shape HxWx3, got {image.dtype} {image.shape}")
+    return image
+
+
+class PersonDetector:
+    """A PP-PicoDet pedestrian detector with PaddleDetection's pre- and post-processing.
+
+    ``detector(image)`` returns ``[K,5]`` float32 rows ``[x1, y1, x2, y2, score]`` in image pixels,
+    best first: the boxes ``MultiClassNMS`` keeps whose score is above ``threshold`` (strictly, as
+    PaddleDetection's ``filter_box``; ``None`` keeps every NMS output). That is the box format
+    ``create_model(...).predict(boxes=...)`` and the evaluation take, so the detector plugs into
+    both. ``detect(images)`` does a list in batches of ``batch_size``. ``input_color``: how numpy
+    images are ordered, ``"bgr"`` (OpenCV, PaddleX; default) or ``"rgb"``.
+    """
+
+    def __init__(
+        self,
+        model: PicoDet,
+        device: str | torch.device | None = None,
+        threshold: float | None = 0.5,
+        batch_size: int = 8,
+        nms: NMSConfig | None = None,
+        input_color: str = "bgr",
+    ) -> None:
+        if input_color not in ("bgr", "rgb"):
+            raise ValueError(f"input_color must be 'bgr' or 'rgb', not {input_color!r}")
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.spec = model.spec
+        self.threshold = threshold
+        self.batch_size = max(1, int(batch_size))
+        self.nms = nms or self.spec.nms
+        self.input_color = input_color
+
+    def __call__(self, image: np.ndarray | str | Path, threshold: Any = _DEFAULT) -> np.ndarray:
+        """Detections of one image (see :meth:`detect`)."""
+        return self.detect([image], threshold)[0]
+
+    def _bgr(self, image: np.ndarray | str | Path) -> np.ndarray:
+        if self.input_color == "rgb" and isinstance(image, np.ndarray):
+            return _as_bgr(np.ascontiguousarray(np.asarray(image)[..., ::-1]))
+        return _as_bgr(image)
+
+    @torch.inference_mode()
+    def raw(self, images: Sequence[np.ndarray | str | Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Network outputs before NMS: boxes ``[N,A,4]`` in input pixels, scores ``[N,C,A]``, factors ``[N,2]``."""
+        inputs, factors = zip(*(preprocess_image(self._bgr(image), self.spec) for image in images))
+        batch = torch.from_numpy(np.stack(inputs)).to(self.device)
+        boxes, scores = self.model(batch)
+        return boxes.float().cpu().numpy(), scores.float().cpu().numpy(), np.stack(factors)
+
+    def detect(self, images: Sequence[np.ndarray | str | Path], threshold: Any = _DEFAULT) -> list[np.ndarray]:
+        """Detections for each image, ``[K,5]`` rows ``[x1, y1, x2, y2, score]`` in image pixels.
+
+        ``threshold`` overrides the detector's for this call (``None`` keeps every NMS output).
+        """
+        threshold = self.threshold if threshold is _DEFAULT else threshold
+        results: list[np.ndarray] = []
+        for start in range(0, len(images), self.batch_size):
+            boxes, scores, factors = self.raw(images[start : start + self.batch_size])
+            for image_boxes, image_scores, (scale_y, scale_x) in zip(boxes, scores, factors):
+                image_boxes = image_boxes / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
+                rows = multiclass_nms(
+                    image_boxes,
+                    image_scores,
+                    self.nms.score_threshold,
+                    self.nms.nms_top_k,
+                    self.nms.keep_top_k,
+                    self.nms.nms_threshold,
+                )
+                if threshold is not None:
+                    rows = rows[rows[:, 1] > threshold]
+                results.append(np.ascontiguousarray(rows[:, [2, 3, 4, 5, 1]]))
+        return results
+
+
+def create_detector(
+    name: str | int = "picodet_s_320_lcnet_pedestrian",
+    weights: bool | str | Path = True,
+    device: str | torch.device | None = None,
+    threshold: float | None = 0.5,
+    batch_size: int = 8,
+    input_color: str = "bgr",
+) -> PersonDetector:
+    """Build a ready-to-use :class:`PersonDetector`; ``weights`` is ``True`` (default release) or a path.
+
+    ``device``: ``"cpu"``, ``"cuda"``, ``"gpu:0"``...; ``None`` picks CUDA when available.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif isinstance(device, str) and device.lower().startswith("gpu"):
+        device = "cuda" + device[3:]
+    get_detector_spec(name)
+    return PersonDetector(build_detector(name, pretrained=weights), device, threshold, batch_size, input_color=input_color)

@@ -1,0 +1,442 @@
+"""Load PP-PicoDet weights: OpenVINO IR (BatchNorm folded, fp16), Paddle ``.pdparams``, safetensors.
+
+Every source is turned into a complete state dict for :class:`~tinypose.detect.picodet.PicoDet`
+and checked strictly (names, shapes, finite values) before anything is loaded.
+
+OpenVINO IR: the released IRs went Paddle -> ONNX -> OpenVINO, so parameter names are not
+reliable. Convs are matched to modules by **execution order**: the IR keeps the ONNX node names,
+``BatchNormalization_N`` on the bias ``Add`` that follows each BN-folded conv and ``Conv_N`` on
+convs with a real bias, numbered in the order the Paddle program ran them; our modules are
+ordered by running the model once with hooks. Each pair is then checked on weight shape, groups,
+stride and padding. The folded shift becomes a BatchNorm that computes ``x + shift``. Two graph
+constants that differ from Paddle's are carried over as buffers: the fp16-rounded HardSigmoid
+slope and the score epsilon (dropped by fp16 compression).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..weights.errors import WeightsError
+from ..weights.mapping import BN_EPS, paddle_to_torch_name
+from .picodet import PicoDet, get_detector_spec
+
+__all__ = [
+    "IRConv",
+    "convert_detector",
+    "detector_name_for",
+    "load_detector_weights",
+    "detector_state_dict",
+    "execution_order",
+    "state_from_ir_convs",
+    "state_from_pdparams",
+    "read_detector_ir",
+]
+
+
+@dataclass
+class IRConv:
+    """One convolution of an IR graph with what follows it: its bias/BatchNorm-shift ``Add``."""
+
+    name: str
+    order: tuple[str, int]
+    """``("bn", N)`` for a BN-folded conv (ONNX ``BatchNormalization_N``), ``("conv", N)`` for a biased one."""
+    weight: np.ndarray
+    """``[out, in/groups, kh, kw]`` float32 (grouped IR weights already reshaped)."""
+    groups: int
+    shift: np.ndarray
+    strides: tuple[int, int]
+    pads_begin: tuple[int, int]
+    pads_end: tuple[int, int]
+
+
+@dataclass
+class IRGraphConstants:
+    """Per-graph scalar constants that the torch model keeps as buffers."""
+
+    hardsigmoid_slopes: list[float]
+    score_eps: float
+    input_hw: tuple[int, int] | None = None
+
+
+def execution_order(model: PicoDet) -> tuple[list[tuple[str, str]], list[str]]:
+    """(conv, BatchNorm) pairs in the order the BatchNorms run, and biased convs in run order."""
+    order: list[str] = []
+    modules = dict(model.named_modules())
+    hooks = [
+        module.register_forward_pre_hook(lambda _m, _x, name=name: order.append(name))
+        for name, module in modules.items()
+        if isinstance(module, (nn.Conv2d, nn.BatchNorm2d))
+    ]
+    try:
+        size = model.spec.input_size
+        parameter = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, dtype=parameter.dtype, device=parameter.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    folded: list[tuple[str, str]] = []
+    biased: list[str] = []
+    last_conv = None
+    for name in order:
+        module = modules[name]
+        if isinstance(module, nn.Conv2d):
+            last_conv = name
+            if module.bias is not None:
+                biased.append(name)
+        else:
+            if last_conv is None:
+                raise RuntimeError(f"BatchNorm {name} runs before any conv")
+            folded.append((last_conv, name))
+    return folded, biased
+
+
+def _check_conv(conv: nn.Conv2d, ir: IRConv, module_name: str, source: str) -> None:
+    expected = (tuple(conv.weight.shape), conv.groups, tuple(conv.stride), tuple(conv.padding))
+    found = (tuple(ir.weight.shape), ir.groups, tuple(ir.strides), tuple(ir.pads_begin))
+    if expected != found or tuple(ir.pads_begin) != tuple(ir.pads_end):
+        raise WeightsError(
+            f"{source}: IR conv {ir.name} (weight {found[0]}, groups {found[1]}, stride {found[2]}, pads "
+            f"{ir.pads_begin}/{ir.pads_end}) does not match {module_name} (weight {expected[0]}, groups "
+            f"{expected[1]}, stride {expected[2]}, padding {expected[3]}); this is not a PP-PicoDet "
+            f"{type(conv).__name__} layout this model knows"
+        )
+
+
+def state_from_ir_convs(
+    model: PicoDet, convs: list[IRConv], constants: IRGraphConstants, source: str
+) -> dict[str, np.ndarray]:
+    """Map IR convs onto ``model`` by execution order, unfolding BatchNorm to ``x + shift``."""
+    size = model.spec.input_size
+    if constants.input_hw is not None and tuple(constants.input_hw) != (size, size):
+        height, width = constants.input_hw
+        raise WeightsError(
+            f"{source}: this IR takes {height}x{width} inputs, {model.spec.name} takes {size}x{size}; "
+            "pick the detector of that size"
+        )
+    folded, biased = execution_order(model)
+    ir_folded = sorted((c for c in convs if c.order[0] == "bn"), key=lambda c: c.order[1])
+    ir_biased = sorted((c for c in convs if c.order[0] == "conv"), key=lambda c: c.order[1])
+    if len(ir_folded) != len(folded) or len(ir_biased) != len(biased):
+        raise WeightsError(
+            f"{source}: the IR has {len(ir_folded)} BatchNorm-folded and {len(ir_biased)} biased convs, "
+            f"{model.spec.name} has {len(folded)} and {len(biased)}; not this detector"
+        )
+    modules = dict(model.named_modules())
+    state: dict[str, np.ndarray] = {}
+    for (conv_name, norm_name), ir in zip(folded, ir_folded):
+        _check_conv(modules[conv_name], ir, conv_name, source)  # type: ignore[arg-type]
+        channels = ir.weight.shape[0]
+        if ir.shift.shape != (channels,):
+            raise WeightsError(f"{source}: shift after IR conv {ir.name} has {ir.shift.size} values, expected {channels}")
+        state[f"{conv_name}.weight"] = ir.weight
+        state[f"{norm_name}.weight"] = np.ones(channels, np.float32)
+        state[f"{norm_name}.bias"] = ir.shift
+        state[f"{norm_name}.running_mean"] = np.zeros(channels, np.float32)
+        state[f"{norm_name}.running_var"] = np.full(channels, 1.0 - BN_EPS, np.float32)
+    for conv_name, ir in zip(biased, ir_biased):
+        _check_conv(modules[conv_name], ir, conv_name, source)  # type: ignore[arg-type]
+        state[f"{conv_name}.weight"] = ir.weight
+        state[f"{conv_name}.bias"] = ir.shift
+    slopes = [name for name in model.state_dict() if name.endswith(".slope")]
+    if len(constants.hardsigmoid_slopes) != len(slopes):
+        raise WeightsError(
+            f"{source}: the IR has {len(constants.hardsigmoid_slopes)} HardSigmoid layers, the model {len(slopes)}"
+        )
+    for name, slope in zip(slopes, constants.hardsigmoid_slopes):
+        state[name] = np.asarray(slope, np.float32)
+    state["head.score_eps"] = np.asarray(constants.score_eps, np.float32)
+    return state
+
+
+_ONNX_BN = re.compile(r"^BatchNormalization_(\d+)$")
+_ONNX_CONV = re.compile(r"^Conv_(\d+)$")
+
+
+def read_detector_ir(xml_path: str | Path) -> tuple[list[IRConv], IRGraphConstants]:
+    """Convs (with their following bias ``Add``) and scalar constants of a PP-PicoDet OpenVINO IR."""
+    from ..weights.openvino_ir import read_ir_graph
+
+    return _convs_from_graph(read_ir_graph(xml_path))
+
+
+def _pair(text: str, name: str, layer_name: str, source: str) -> tuple[int, int]:
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2:
+        raise WeightsError(f"{source}: {layer_name} has {name}={text!r}; expected two integers (2-D conv)")
+    return values  # type: ignore[return-value]
+
+
+def _execution_key(conv, add, source: str) -> tuple[str, int]:  # noqa: ANN001
+    """Where the ONNX exporter placed this conv: ``BatchNormalization_N`` or ``Conv_N``."""
+    for name in (add.name, *add.fused_names, *conv.fused_names):
+        if match := _ONNX_BN.match(name):
+            return "bn", int(match.group(1))
+    for name in (conv.name, *conv.fused_names):
+        if match := _ONNX_CONV.match(name):
+            return "conv", int(match.group(1))
+    raise WeightsError(
+        f"{source}: cannot place {conv.type} {conv.name} in execution order: neither it nor the Add after it "
+        "carries an ONNX node name (BatchNormalization_N / Conv_N); only IRs converted from the Paddle2ONNX "
+        "export of PP-PicoDet are supported"
+    )
+
+
+def _convs_from_graph(graph) -> tuple[list[IRConv], IRGraphConstants]:  # noqa: ANN001 (IRGraph)
+    source = str(graph.xml_path)
+    convs: list[IRConv] = []
+    for conv in graph.by_type("Convolution", "GroupConvolution"):
+        weight = graph.constant_input(conv.id, conv.inputs[1].id)
+        if weight is None:
+            raise WeightsError(f"{source}: the weights of {conv.type} {conv.name} are not a constant")
+        weight = weight.astype(np.float32)
+        groups = 1
+        if conv.type == "GroupConvolution":
+            groups, per_group, *rest = weight.shape
+            weight = weight.reshape(groups * per_group, *rest)
+        consumers = graph.consumers(conv.id)
+        if len(consumers) != 1 or consumers[0][0].type != "Add":
+            raise WeightsError(f"{source}: {conv.type} {conv.name} is not followed by one Add (bias or folded BatchNorm)")
+        add, port = consumers[0]
+        shift = graph.constant_input(add.id, next(p.id for p in add.inputs if p.id != port))
+        if shift is None or shift.size != weight.shape[0]:
+            raise WeightsError(f"{source}: the Add {add.name} after {conv.name} does not add a per-channel constant")
+        attributes = conv.attributes
+        if _pair(attributes.get("dilations", "1, 1"), "dilations", conv.name, source) != (1, 1):
+            raise WeightsError(f"{source}: {conv.name} is dilated; PP-PicoDet has no dilated convs")
+        convs.append(
+            IRConv(
+                name=conv.name,
+                order=_execution_key(conv, add, source),
+                weight=weight,
+                groups=groups,
+                shift=shift.astype(np.float32).reshape(-1),
+                strides=_pair(attributes.get("strides", ""), "strides", conv.name, source),
+                pads_begin=_pair(attributes.get("pads_begin", ""), "pads_begin", conv.name, source),
+                pads_end=_pair(attributes.get("pads_end", ""), "pads_end", conv.name, source),
+            )
+        )
+    slopes = []
+    for layer in graph.by_type("HardSigmoid"):
+        alpha, beta = graph.constant_input(layer.id, 1), graph.constant_input(layer.id, 2)
+        if alpha is None or beta is None or float(beta) != 0.5:
+            raise WeightsError(f"{source}: HardSigmoid {layer.name} is not clip(alpha * x + 0.5, 0, 1) with constants")
+        slopes.append(float(alpha))
+    epsilons = set()
+    for layer in graph.by_type("Sqrt"):
+        producer, _ = graph.producer(layer.id, layer.inputs[0].id)
+        if producer.type == "Add":
+            values = [graph.constant_input(producer.id, p.id) for p in producer.inputs]
+            constant = next((v for v in values if v is not None), None)
+            if constant is None or constant.size != 1:
+                raise WeightsError(f"{source}: Sqrt {layer.name} follows an Add without a scalar constant")
+            epsilons.add(float(constant.reshape(())))
+        else:
+            epsilons.add(0.0)
+    if len(epsilons) != 1:
+        raise WeightsError(f"{source}: expected one score epsilon before the Sqrt layers, found {sorted(epsilons)}")
+    inputs = [port for layer in graph.parameters for port in layer.outputs]
+    input_hw = None
+    if len(inputs) == 1 and len(inputs[0].shape) == 4 and min(inputs[0].shape[2:]) > 0:
+        input_hw = (inputs[0].shape[2], inputs[0].shape[3])
+    return convs, IRGraphConstants(slopes, epsilons.pop(), input_hw)
+
+
+_PADDLE_UNUSED = re.compile(r"^head\.(p\d+_feat\.scale_reg|distribution_project\.project|head_(cls|reg)\d+\.(weight|bias))$")
+"""Entries of a PicoDet ``.pdparams`` with no torch counterpart: GFLHead's unused ``ScaleReg``s, the
+fixed DFL projection, and ``head_cls{i}``/``head_reg{i}``, which alias ``head_{cls,reg}_list.{i}``."""
+
+
+def state_from_pdparams(arrays: dict[str, np.ndarray], model: PicoDet, source: str) -> dict[str, np.ndarray]:
+    """Rename a PicoDet ``.pdparams`` state dict to ours, checking the aliased and fixed entries."""
+    state: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        match = _PADDLE_UNUSED.match(name)
+        if not match:
+            state[paddle_to_torch_name(name)] = value
+            continue
+        if name.endswith("distribution_project.project"):
+            expected = np.linspace(0, model.spec.reg_max, model.spec.reg_max + 1, dtype=np.float32)
+            if not np.allclose(value, expected):
+                raise WeightsError(f"{source}: {name} is {value}, expected 0..{model.spec.reg_max}")
+        elif match.group(2):
+            level = re.search(r"\d+", name.split(".")[1]).group(0)  # type: ignore[union-attr]
+            alias = f"head.head_{match.group(2)}_list.{level}.{match.group(3)}"
+            if alias in arrays and not np.array_equal(arrays[alias], value):
+                raise WeightsError(f"{source}: {name} differs from {alias}, which upstream shares with it")
+            if alias not in arrays:
+                state[alias] = value
+    for name, value in model.state_dict().items():
+        if name.endswith(".slope") or name == "head.score_eps":
+            state.setdefault(name, value.numpy())
+    return state
+
+
+def _strict_state(arrays: dict[str, np.ndarray], model: nn.Module, source: str) -> dict[str, torch.Tensor]:
+    expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    missing = [k for k in expected if k not in arrays]
+    extra = [k for k in arrays if k not in expected and not k.endswith("num_batches_tracked")]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {missing[0]})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (first: {extra[0]})")
+        raise WeightsError(f"{source}: tensors do not match {type(model).__name__}: {'; '.join(parts)}")
+    state: dict[str, torch.Tensor] = {}
+    for name, reference in expected.items():
+        array = np.asarray(arrays[name])
+        if tuple(array.shape) != tuple(reference.shape):
+            raise WeightsError(
+                f"{source}: tensor {name} has shape {tuple(array.shape)}, the model expects {tuple(reference.shape)}"
+            )
+        if not np.issubdtype(array.dtype, np.floating):
+            raise WeightsError(f"{source}: tensor {name} has dtype {array.dtype}, expected floating point")
+        tensor = torch.from_numpy(np.array(array, dtype=np.float32)).reshape(reference.shape)  # keeps 0-d
+        if not torch.isfinite(tensor).all():
+            raise WeightsError(f"{source}: tensor {name} contains NaN or infinity")
+        state[name] = tensor
+    for name, value in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.zeros_like(value)
+    return state
+
+
+def _resolve_path(model: PicoDet, source: bool | str | Path) -> Path:
+    if source is True:
+        from ..weights.hub import resolve_pretrained
+
+        return Path(resolve_pretrained(model.spec, env_var=ENV_DETECTOR_WEIGHTS))
+    return Path(source)  # type: ignore[arg-type]
+
+
+ENV_DETECTOR_WEIGHTS = "TINYPOSE_DETECTOR_WEIGHTS"
+"""Environment variable naming an explicit detector weights file (``$TINYPOSE_WEIGHTS`` is the pose model's)."""
+
+DETECTOR_SIZES_IN_NAMES = ("_192_", "_320_")
+"""Input sizes as release file names spell them (``picodet_s_320_lcnet_pedestrian.pdparams``)."""
+
+
+def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Tensor]:
+    """Read ``path`` (OpenVINO IR ``.xml`` or its folder, ``.pdparams``, ``.safetensors``) for ``model_name``."""
+    from ..weights.loader import _single, detect_format
+
+    model = PicoDet(get_detector_spec(model_name))
+    path = Path(path)
+    kind = detect_format(path)
+    source = str(path)
+    other = [s for s in DETECTOR_SIZES_IN_NAMES if s in path.name and s != f"_{model.spec.input_size}_"]
+    if other and kind != "safetensors":
+        raise WeightsError(f"{path}: the file name says {other[0].strip('_')} but the detector is {model.spec.name}")
+    if kind == "openvino":
+        if path.is_dir():
+            path = _single(path, ".xml")
+        convs, constants = read_detector_ir(path)
+        arrays = state_from_ir_convs(model, convs, constants, str(path))
+    elif kind == "pdparams":
+        from ..weights.pdparams import read_pdparams
+
+        if path.is_dir():
+            path = _single(path, ".pdparams")
+        arrays = state_from_pdparams(read_pdparams(path), model, str(path))
+    elif kind == "safetensors":
+        from ..weights.safetensors_io import read_safetensors
+
+        if path.is_dir():
+            path = _single(path, ".safetensors")
+        raw = read_safetensors(path)
+        if raw.model_name and raw.model_name != model.spec.name:
+            raise WeightsError(f"{path}: these weights are for {raw.model_name}, not {model.spec.name}")
+        arrays = raw.arrays
+    else:
+        raise WeightsError(f"{source}: PP-PicoDet weights are read from OpenVINO IR, .pdparams or .safetensors, not {kind}")
+    return _strict_state(arrays, model, str(path))
+
+
+def _tensor_files(path: Path) -> tuple[Path, Path | None]:
+    """(file holding the tensors, graph file or ``None``) for provenance metadata."""
+    from ..weights.loader import _single, detect_format
+
+    if detect_format(path) == "openvino":
+        xml = _single(path, ".xml") if path.is_dir() else path.with_suffix(".xml")
+        return xml.with_suffix(".bin"), xml
+    if path.is_dir():
+        path = _single(path, ".pdparams") if any(path.glob("*.pdparams")) else _single(path, ".safetensors")
+    return path, None
+
+
+def detector_name_for(source: str | Path, model_name: str | None = None) -> str | None:
+    """The detector ``source`` holds weights for, or ``None`` when it is not a PP-PicoDet file.
+
+    ``model_name`` decides when given (``None`` if it names no detector); otherwise a file or folder
+    name with ``picodet`` in it is a detector, its size read from an IR's input or from the name.
+    """
+    if model_name is not None:
+        try:
+            return get_detector_spec(model_name).name
+        except ValueError:
+            return None
+    path = Path(source)
+    if "picodet" not in path.as_posix().lower():
+        return None
+    for size in DETECTOR_SIZES_IN_NAMES:
+        if size in path.as_posix():
+            return get_detector_spec(size.strip("_")).name
+    from ..weights.loader import _single, detect_format
+
+    if detect_format(path) == "openvino":
+        from ..weights.openvino_ir import read_ir_graph
+
+        graph = read_ir_graph(_single(path, ".xml") if path.is_dir() else path.with_suffix(".xml"))
+        shapes = [port.shape for layer in graph.parameters for port in layer.outputs]
+        if len(shapes) == 1 and len(shapes[0]) == 4:
+            try:
+                return get_detector_spec(shapes[0][2]).name
+            except ValueError:
+                pass
+    raise WeightsError(f"{path}: cannot tell which PP-PicoDet this is; name it (--model picodet_s_320_lcnet_pedestrian)")
+
+
+def convert_detector(source: str | Path, output: str | Path, model_name: str, force: bool = False) -> Path:
+    """Write PP-PicoDet weights from any supported ``source`` to ``output`` (safetensors, with provenance)."""
+    from .. import __version__
+    from ..weights.loader import detect_format, sha256_of
+    from ..weights.safetensors_io import save_safetensors
+
+    source, output = Path(source), Path(output)
+    if output.suffix != ".safetensors":
+        raise WeightsError(f"{output}: the output must be a .safetensors file")
+    if output.exists() and not force:
+        raise WeightsError(f"{output}: already exists; pass --force (force=True) to overwrite it")
+    tensors_file, graph_file = _tensor_files(source)
+    if output.exists() and output.resolve() == tensors_file.resolve():
+        raise WeightsError(f"{output}: is the source itself; choose another output path")
+    name = get_detector_spec(model_name).name
+    state = detector_state_dict(source, name)
+    metadata = {
+        "source": tensors_file.name,
+        "source_sha256": sha256_of(tensors_file),
+        "source_format": detect_format(source),
+        "tinypose_version": __version__,
+    }
+    if graph_file is not None:
+        metadata["source_program"] = graph_file.name
+        metadata["source_program_sha256"] = sha256_of(graph_file)
+    return save_safetensors(state, output, name, metadata)
+
+
+def load_detector_weights(model: PicoDet, source: bool | str | Path) -> PicoDet:
+    """Load weights into ``model`` in place (strict); ``source=True`` means the default release."""
+    path = _resolve_path(model, source)
+    model.load_state_dict(detector_state_dict(path, model.spec.name), strict=True)
+    return model

@@ -1,0 +1,345 @@
+"""``create_pipeline("human_keypoint_detection")``: person detector + PP-TinyPose, PaddleX's pipeline surface.
+
+Per image, as PaddleX's ``human_keypoint_detection`` pipeline: detect people, keep boxes scoring
+above ``det_threshold``, clip them to the image (dropping empty ones), pad each to the pose
+model's aspect ratio x1.25 (``_box_xyxy2cs``) and run PP-TinyPose on the crop. Unlike PaddleX, the
+crops of all people of ``batch_size`` images (and their mirrored twins when flipping) go through
+one forward, and the detector takes the images of a batch in one forward too.
+
+Videos are read frame by frame (memory stays flat), ``batch_size`` frames at a time. People are
+tracked across frames (:class:`~tinypose.pipeline.tracking.PoseTracker`, box IoU or keypoint OKS)
+and each track's keypoints are smoothed with a One-Euro filter; both the raw keypoints
+(``keypoints``) and the smoothed ones (``keypoints_smoothed``) are in each frame's result, with
+the person's ``track_id``. Pictures and annotated videos show boxes, ids and (smoothed) skeletons.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from ..detect import PersonDetector, create_detector, get_detector_spec
+from ..predict import KeypointPredictor, KeypointResult, create_model
+from ..predict.draw import DEFAULT_DRAW_THRESHOLD, draw_keypoints, line_width_for
+from ..predict.inputs import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, InputError, InputItem, VideoSource, iter_inputs
+from .smoothing import OneEuroConfig
+from .tracking import PoseTracker
+
+__all__ = ["KeypointPipeline", "PipelineResult", "create_pipeline", "clip_boxes", "PIPELINES", "Detector"]
+
+logger = logging.getLogger("tinypose")
+
+_DEFAULT: Any = object()
+
+PIPELINES = ("human_keypoint_detection",)
+"""Pipeline names :func:`create_pipeline` knows (PaddleX's)."""
+
+Detector = Callable[[np.ndarray], Any]
+"""Any person detector: ``detector(image_bgr) -> boxes`` as an ``[M, 4|5]`` array of ``x1, y1, x2, y2[,
+score]`` or a list of PaddleX detection dicts ``{"coordinate": [x1, y1, x2, y2], "score": s}``."""
+
+
+def _boxes_array(output: Any, source: str) -> np.ndarray:
+    """A detector's output for one image -> float64 ``[M, 5]`` (x1, y1, x2, y2, score; 1.0 when absent)."""
+    if output is None:
+        return np.zeros((0, 5))
+    rows = []
+    for index, box in enumerate(list(output)):
+        if isinstance(box, Mapping):
+            if "coordinate" not in box:
+                raise ValueError(f"{source}: detection {index} is a dict without 'coordinate'")
+            values = [*list(box["coordinate"])[:4], box.get("score", box.get("det_score", 1.0))]
+        else:
+            values = list(np.asarray(box, dtype=np.float64).reshape(-1))
+            if len(values) not in (4, 5):
+                raise ValueError(f"{source}: detection {index} has {len(values)} numbers; expected x1, y1, x2, y2[, score]")
+            values += [1.0] * (5 - len(values))
+        row = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(row).all():
+            raise ValueError(f"{source}: detection {index} {row.tolist()} is not finite")
+        rows.append(row)
+    return np.stack(rows) if rows else np.zeros((0, 5))
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """PaddleX's detection post-processing: clip to ``[0, w] x [0, h]``, drop boxes left empty."""
+    boxes = boxes.copy()
+    boxes[:, 0] = np.maximum(boxes[:, 0], 0)
+    boxes[:, 1] = np.maximum(boxes[:, 1], 0)
+    boxes[:, 2] = np.minimum(boxes[:, 2], width)
+    boxes[:, 3] = np.minimum(boxes[:, 3], height)
+    return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+
+
+class PipelineResult(KeypointResult):
+    """One image's (or video frame's) people, as PaddleX's pipeline result.
+
+    Keys: ``input_path``, ``boxes`` (per person ``coordinate`` xyxy, ``det_score``, ``keypoints``
+    ``[17, 3]``, ``kpt_score``; on video also ``track_id`` and ``keypoints_smoothed``), and
+    ``frame_index`` for video frames. ``.json``, ``.img``, ``print()``, ``save_to_json``,
+    ``save_to_img`` and ``save_to_video`` behave as for :class:`~tinypose.predict.KeypointResult`.
+    """
+
+    def draw(self, threshold: float | None = None) -> np.ndarray:
+        """The input image (BGR) with each person's box, track id and (smoothed) skeleton."""
+        people = [np.asarray(p.get("keypoints_smoothed", p["keypoints"])) for p in self["boxes"]]
+        boxes = [p["coordinate"] for p in self["boxes"]]
+        canvas = draw_keypoints(
+            self["input_img"],
+            people,
+            self.spec.skeleton,
+            self.spec.keypoint_names,
+            self.draw_threshold if threshold is None else threshold,
+            boxes,
+        )
+        thickness = line_width_for(*canvas.shape[:2])
+        for person in self["boxes"]:
+            if "track_id" not in person:
+                continue
+            x1, y1 = (int(round(v)) for v in person["coordinate"][:2])
+            label = f"id {person['track_id']}"
+            scale = max(0.4, thickness * 0.35)
+            (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thickness // 2))
+            top = max(y1 - text_h - 2 * thickness, 0)
+            cv2.rectangle(canvas, (x1, top), (x1 + text_w + 2 * thickness, top + text_h + 2 * thickness), (40, 40, 40), -1)
+            cv2.putText(canvas, label, (x1 + thickness, top + text_h + thickness), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), max(1, thickness // 2), cv2.LINE_AA)
+        return canvas
+
+    def __repr__(self) -> str:
+        return f"PipelineResult(input_path={self.get('input_path')!r}, people={len(self.get('boxes', []))})"
+
+
+class KeypointPipeline:
+    """Detector + PP-TinyPose on images, folders, URLs and videos (see the module docstring).
+
+    ``detector``: a :class:`~tinypose.detect.PersonDetector` or any callable ``image_bgr -> boxes``
+    (:data:`Detector`). ``det_threshold``: boxes must score above it (``None`` keeps all).
+    ``smoothing``: One-Euro parameters for video, or ``None``; ``tracking``: ``"iou"`` or ``"oks"``.
+    """
+
+    def __init__(
+        self,
+        pose: KeypointPredictor,
+        detector: PersonDetector | Detector,
+        det_threshold: float | None = 0.5,
+        batch_size: int = 1,
+        clip: bool = True,
+        tracking: str = "iou",
+        smoothing: OneEuroConfig | None = OneEuroConfig(),
+        match_threshold: float = 0.3,
+        max_age: int = 30,
+    ) -> None:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        PoseTracker(tracking, match_threshold, max_age, smoothing)  # validates the tracking options now
+        self.pose = pose
+        self.detector = detector
+        self.det_threshold = det_threshold
+        self.batch_size = int(batch_size)
+        self.clip = clip
+        self.tracking = tracking
+        self.smoothing = smoothing
+        self.match_threshold = match_threshold
+        self.max_age = max_age
+        self.errors: list[InputError] = []
+
+    @property
+    def spec(self):  # noqa: ANN201 (ModelSpec)
+        """The pose model's spec."""
+        return self.pose.spec
+
+    def __call__(self, input: Any, **kwargs: Any) -> Iterator[PipelineResult]:
+        return self.predict(input, **kwargs)
+
+    def detect(self, images: Sequence[np.ndarray], det_threshold: float | None) -> list[np.ndarray]:
+        """``[M, 5]`` boxes (x1, y1, x2, y2, score) per BGR image, above ``det_threshold``."""
+        if isinstance(self.detector, PersonDetector):
+            found = self.detector.detect(list(images), threshold=det_threshold)
+            return [rows.astype(np.float64) for rows in found]
+        out = []
+        for index, image in enumerate(images):
+            boxes = _boxes_array(self.detector(image), f"detector output for image {index}")
+            out.append(boxes if det_threshold is None else boxes[boxes[:, 4] > det_threshold])
+        return out
+
+    def predict(
+        self, input: Any, det_threshold: Any = _DEFAULT, batch_size: int | None = None
+    ) -> Iterator[PipelineResult]:
+        """Yield one :class:`PipelineResult` per image or video frame of ``input``, in order.
+
+        ``input``: a BGR numpy image, an image file, a URL, a folder, a video file, or a list of
+        these. ``det_threshold`` overrides the pipeline's for this call; ``batch_size`` images (or
+        frames) are detected and their people posed in one forward each.
+        """
+        threshold = self.det_threshold if det_threshold is _DEFAULT else det_threshold
+        size = self.batch_size if batch_size is None else int(batch_size)
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {size}")
+        self.errors = []
+        pending: list[InputItem] = []
+        videos: list[VideoSource] = []
+        trackers: dict[int, PoseTracker] = {}
+        try:
+            for item in iter_inputs(input, self.pose.url_timeout, self.pose.max_download_bytes):
+                if item.error is not None:
+                    if self.pose.on_error == "raise":
+                        raise item.error
+                    self.errors.append(item.error)
+                    logger.warning("skipped %s", item.error)
+                    continue
+                if item.video is not None and (not videos or videos[-1] is not item.video):
+                    videos.append(item.video)
+                pending.append(item)
+                if len(pending) == size:
+                    yield from self._run(pending, threshold, trackers)
+                    pending = []
+                    self._finish_videos(videos, trackers, keep=item.video)
+            if pending:
+                yield from self._run(pending, threshold, trackers)
+        finally:
+            self._finish_videos(videos, trackers, keep=None)
+
+    @staticmethod
+    def _finish_videos(videos: list[VideoSource], trackers: dict[int, PoseTracker], keep: VideoSource | None) -> None:
+        """Close annotated-video writers (and forget trackers) of videos whose frames were all yielded."""
+        for video in [v for v in videos if v is not keep]:
+            video.close()
+            trackers.pop(id(video), None)
+            videos.remove(video)
+
+    def _run(
+        self, items: list[InputItem], threshold: float | None, trackers: dict[int, PoseTracker]
+    ) -> Iterator[PipelineResult]:
+        images = [item.image for item in items]
+        detections = self.detect(images, threshold)
+        if self.clip:
+            detections = [clip_boxes(d, img.shape[1], img.shape[0]) for d, img in zip(detections, images)]
+        posed = list(self.pose.predict(images, batch_size=len(images), boxes=detections))
+        for item, boxes, result in zip(items, detections, posed):
+            people = [
+                {
+                    "coordinate": [float(v) for v in box[:4]],
+                    "det_score": float(box[4]),
+                    "keypoints": person["keypoints"],
+                    "kpt_score": float(person["kpt_score"]),
+                }
+                for box, person in zip(boxes, result["kpts"])
+            ]
+            data: dict[str, Any] = {"input_path": item.input_path, "input_img": item.image, "boxes": people}
+            if item.frame_index is not None:
+                data["frame_index"] = item.frame_index
+            if item.video is not None and people:
+                self._track(item, boxes, people, trackers)
+            yield PipelineResult(data, self.spec, self.pose.draw_threshold, item.video)
+
+    def _track(
+        self, item: InputItem, boxes: np.ndarray, people: list[dict[str, Any]], trackers: dict[int, PoseTracker]
+    ) -> None:
+        video = item.video
+        assert video is not None and item.frame_index is not None
+        tracker = trackers.get(id(video))
+        if tracker is None:
+            tracker = trackers[id(video)] = PoseTracker(self.tracking, self.match_threshold, self.max_age, self.smoothing)
+        keypoints = np.stack([np.asarray(p["keypoints"], np.float64) for p in people])
+        ids, smoothed = tracker.update(boxes, keypoints, item.frame_index, item.frame_index / video.fps)
+        for person, track_id, points in zip(people, ids, smoothed if smoothed is not None else [None] * len(people)):
+            person["track_id"] = int(track_id)
+            if self.smoothing is not None and points is not None:
+                person["keypoints_smoothed"] = points.astype(np.float32)
+
+
+def _detector_from(
+    detector: str | int | PersonDetector | Detector,
+    detector_weights: str | os.PathLike | None,
+    device: str | torch.device | None,
+    batch_size: int,
+) -> PersonDetector | Detector:
+    if isinstance(detector, PersonDetector) or (callable(detector) and not isinstance(detector, (str, int))):
+        return detector
+    get_detector_spec(detector)  # a clear error for unknown names before any weights are read
+    weights = True if detector_weights is None else detector_weights
+    return create_detector(detector, weights, device=device, threshold=None, batch_size=max(batch_size, 1))
+
+
+def create_pipeline(
+    pipeline: str = "human_keypoint_detection",
+    config: Mapping[str, Any] | None = None,
+    *,
+    pose_model: str = "PP-TinyPose_128x96",
+    pose_model_dir: str | os.PathLike | None = None,
+    flip: bool = False,
+    detector: str | int | PersonDetector | Detector = "picodet_s_320_lcnet_pedestrian",
+    detector_weights: str | os.PathLike | None = None,
+    det_threshold: float | None = 0.5,
+    device: str | torch.device | None = None,
+    backend: str = "torch",
+    batch_size: int = 1,
+    tracking: str = "iou",
+    smoothing: bool | OneEuroConfig = True,
+    min_cutoff: float | None = None,
+    beta: float | None = None,
+    draw_threshold: float = DEFAULT_DRAW_THRESHOLD,
+    on_error: str = "skip",
+    url_timeout: float = DEFAULT_URL_TIMEOUT_S,
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    pose: KeypointPredictor | None = None,
+) -> KeypointPipeline:
+    """PaddleX-style entry point: ``create_pipeline("human_keypoint_detection")``.
+
+    ``config`` may be PaddleX's pipeline dict (``SubModules.ObjectDetection`` ``model_name``/``model_dir``/
+    ``threshold`` and ``SubModules.KeypointDetection`` ``model_name``/``model_dir``/``flip``); keyword
+    arguments fill in what it does not say. ``detector``: a detector name (``picodet_s_320_lcnet_pedestrian``
+    default, ``picodet_s_192_lcnet_pedestrian``), a :class:`~tinypose.detect.PersonDetector`, or any
+    callable ``image_bgr -> boxes``. ``smoothing``: ``True`` (One-Euro defaults, overridable by
+    ``min_cutoff``/``beta``), ``False``, or a :class:`OneEuroConfig`; it only acts on video.
+    ``pose``: an existing predictor to reuse (then ``pose_model``, ``flip``, ``backend`` are ignored).
+    """
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; tinypose has {', '.join(PIPELINES)}")
+    if config is not None:
+        modules = config.get("SubModules", config)
+        det_cfg, kpt_cfg = modules.get("ObjectDetection", {}) or {}, modules.get("KeypointDetection", {}) or {}
+        if det_cfg.get("model_name"):
+            detector = det_cfg["model_name"]
+        detector_weights = det_cfg.get("model_dir") or detector_weights
+        if det_cfg.get("threshold") is not None:
+            det_threshold = float(det_cfg["threshold"])
+        pose_model = kpt_cfg.get("model_name") or pose_model
+        pose_model_dir = kpt_cfg.get("model_dir") or pose_model_dir
+        if kpt_cfg.get("flip") is not None:
+            flip = bool(kpt_cfg["flip"])
+    if smoothing is True:
+        defaults = OneEuroConfig()
+        smoothing_config: OneEuroConfig | None = OneEuroConfig(
+            min_cutoff=defaults.min_cutoff if min_cutoff is None else min_cutoff,
+            beta=defaults.beta if beta is None else beta,
+            d_cutoff=defaults.d_cutoff,
+        )
+    elif smoothing is False or smoothing is None:
+        smoothing_config = None
+    else:
+        smoothing_config = smoothing
+    if pose is None:
+        pose = create_model(
+            pose_model,
+            model_dir=pose_model_dir,
+            flip=flip,
+            device=device,
+            backend=backend,
+            draw_threshold=draw_threshold,
+            on_error=on_error,
+            url_timeout=url_timeout,
+            max_download_bytes=max_download_bytes,
+        )
+    person_detector = _detector_from(detector, detector_weights, pose.device if device is None else device, batch_size)
+    return KeypointPipeline(
+        pose, person_detector, det_threshold, batch_size, tracking=tracking, smoothing=smoothing_config
+    )
+

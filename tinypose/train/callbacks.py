@@ -1,0 +1,123 @@
+"""Training callbacks: a picture of the training curves, and the best checkpoint exported to safetensors."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+__all__ = ["TrainingCurves", "ExportBestCheckpoint", "plot_training_curves"]
+
+
+def _scalar(metrics: dict[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def plot_training_curves(steps: list[dict[str, float]], epochs: list[dict[str, float]], path: str | Path) -> Path:
+    """Loss per step (and per epoch), learning rate and validation AP per epoch, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (loss_axis, ap_axis) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
+    if steps:
+        loss_axis.plot([s["step"] for s in steps], [s["loss"] for s in steps], lw=0.8, alpha=0.6, label="loss (step)")
+    epoch_loss = [(e["step"], e["train_loss"]) for e in epochs if e.get("train_loss") is not None]
+    if epoch_loss:
+        loss_axis.plot(*zip(*epoch_loss), "o-", label="loss (epoch mean)")
+    loss_axis.set_xlabel("step")
+    loss_axis.set_ylabel("weighted MSE")
+    loss_axis.set_yscale("log")
+    loss_axis.set_title("Training loss")
+    loss_axis.legend()
+    lr = [(s["step"], s["lr"]) for s in steps if s.get("lr") is not None]
+    if lr:
+        lr_axis = loss_axis.twinx()
+        lr_axis.plot(*zip(*lr), color="grey", lw=0.8, ls="--")
+        lr_axis.set_ylabel("learning rate", color="grey")
+    for name in ("AP", "AP50", "AP75"):
+        points = [(e["epoch"], e[name]) for e in epochs if e.get(name) is not None]
+        if points:
+            ap_axis.plot(*zip(*points), "o-", label=f"val {name}")
+    ap_axis.set_xlabel("epoch")
+    ap_axis.set_ylabel("COCO keypoint AP")
+    ap_axis.set_title("Validation")
+    if ap_axis.lines:
+        ap_axis.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+class TrainingCurves(Callback):
+    """Keeps the loss/LR per logged step and the AP per epoch (in the checkpoint, so resumed runs
+    continue the same curves) and redraws ``training_curves.png`` after every epoch."""
+
+    def __init__(self, path: str = "training_curves.png") -> None:
+        self.path = path
+        self.steps: list[dict[str, float]] = []
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        step = trainer.global_step
+        if step % max(1, trainer.log_every_n_steps) != 0 or outputs is None:
+            return
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        self.steps.append({"step": int(step), "loss": float(loss), "lr": float(lr) if lr is not None else None})
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        row = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
+               "train_loss": _scalar(metrics, "train/loss_epoch")}
+        for name in ("AP", "AP50", "AP75"):
+            row[name] = _scalar(metrics, f"val/{name}")
+        self.epochs.append(row)
+        self._draw(trainer)
+
+    @rank_zero_only
+    def _draw(self, trainer: L.Trainer) -> None:
+        plot_training_curves(self.steps, self.epochs, Path(trainer.default_root_dir) / self.path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": list(self.steps), "epochs": list(self.epochs)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.steps = list(state_dict.get("steps", []))
+        self.epochs = list(state_dict.get("epochs", []))
+
+
+class ExportBestCheckpoint(Callback):
+    """At the end of training, writes the best checkpoint's (else the last's) model weights to
+    ``best_model/best_model.safetensors``, readable by ``build_model``/``create_model`` like any weights."""
+
+    def __init__(self, path: str = "best_model/best_model.safetensors") -> None:
+        self.path = path
+        self.exported: str | None = None
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from .checkpoint import export_checkpoint
+
+        callback = trainer.checkpoint_callback
+        source = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
+        if not source or not Path(source).is_file():
+            return
+        score = getattr(callback, "best_model_score", None)
+        extra = {"best_AP": f"{float(score):.6f}"} if score is not None else {}
+        target = Path(trainer.default_root_dir) / self.path
+        self.exported = str(export_checkpoint(source, target, extra))
+        rank_zero_info(f"best weights: {self.exported} (from {source})")

@@ -1,0 +1,207 @@
+"""LightningModule: the PP-TinyPose training recipe and PaddleDetection's evaluation as validation.
+
+Loss, optimizer and schedule follow ``configs/keypoint/tiny_pose/tinypose_*.yml``:
+``KeyPointMSELoss(use_target_weight=True)`` (per-joint weighted MSE, averaged over joints), Adam
+without weight decay, ``LinearWarmup`` (from ``start_factor`` x LR) then ``PiecewiseDecay`` at epoch
+milestones. Validation runs :mod:`tinypose.train.evaluation` on the datamodule's persons and logs the
+ten COCO stats as ``val/AP`` ... ``val/ARl``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from ..codec import HeatmapCodec
+from ..models.tinypose import TinyPose, build_model, get_spec
+from .evaluation import KeypointEvaluator, decode_batch, normalize_batch
+
+__all__ = ["TinyPoseLitModule", "WarmupPiecewise", "keypoint_mse_loss", "init_paddle_weights", "batchnorm_is_folded"]
+
+
+def keypoint_mse_loss(heatmaps: Tensor, target: Tensor, target_weight: Tensor) -> Tensor:
+    """``KeyPointMSELoss``: mean over joints of the MSE of weight-masked heatmaps ([N,K,H,W], weights [N,K,1])."""
+    weight = target_weight.reshape(*target_weight.shape[:2], 1, 1)
+    return ((heatmaps.float() * weight - target.float() * weight) ** 2).mean()
+
+
+@dataclass
+class WarmupPiecewise:
+    """LR factor per optimizer step: PaddleDetection's ``LinearWarmup`` + ``PiecewiseDecay``.
+
+    Steps ``0..warmup_steps`` ramp ``start_factor -> 1`` linearly; from ``boundaries[i]`` (steps) on the
+    factor is ``factors[i]``. Upstream turns a scalar ``gamma`` into ``[gamma, gamma/10, ...]``.
+    """
+
+    warmup_steps: int
+    start_factor: float
+    boundaries: list[int]
+    factors: list[float]
+
+    def __call__(self, step: int) -> float:
+        warmup = max(self.warmup_steps, 1)  # upstream warms up for at least one step
+        if step < warmup:
+            alpha = step / warmup
+            return self.start_factor * (1 - alpha) + alpha
+        for boundary, factor in zip(reversed(self.boundaries), reversed(self.factors)):
+            if step >= boundary:
+                return factor
+        return 1.0
+
+
+def init_paddle_weights(model: nn.Module) -> nn.Module:
+    """PaddleDetection's initialisation for training from scratch: convs N(0, 0.001), zero bias, BN (1, 0)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.weight, 0.0, 0.001)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model
+
+
+def batchnorm_is_folded(model: nn.Module) -> bool:
+    """True when every BatchNorm is an identity plus shift: weights from a BN-folded export (OpenVINO IR).
+
+    Such weights carry no real normalization statistics, so training must keep BN in eval mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms:
+        return False
+    for norm in norms:
+        folded_var = torch.full_like(norm.running_var, 1.0 - norm.eps)  # what the loader writes, bit for bit
+        if not (
+            torch.all(norm.weight == 1) and torch.all(norm.running_mean == 0) and torch.equal(norm.running_var, folded_var)
+        ):
+            return False
+    return True
+
+
+class TinyPoseLitModule(L.LightningModule):
+    """PP-TinyPose training (recipe above) with COCO keypoint AP as validation.
+
+    ``weights``: a path in any supported format (``build_model(name, pretrained=path)``) or ``None``
+    to train from scratch with PaddleDetection's initialisation. ``norm_eval``: keep BatchNorm
+    statistics frozen (``"auto"``: when the weights are BN-folded).
+    """
+
+    def __init__(
+        self,
+        model_name: str = "PP-TinyPose_128x96",
+        weights: str | None = None,
+        lr: float = 0.008,
+        warmup_steps: int = 500,
+        warmup_start_factor: float = 0.001,
+        milestones: Sequence[int] = (380, 410),
+        gamma: float | Sequence[float] = 0.1,
+        weight_decay: float = 0.0,
+        loss_scale: float = 1.0,
+        norm_eval: bool | str = "auto",
+        flip_test: bool = True,
+        in_vis_thre: float = 0.2,
+        oks_thre: float = 0.9,
+    ) -> None:
+        super().__init__()
+        milestones = [int(m) for m in milestones]
+        gamma = float(gamma) if isinstance(gamma, (int, float)) else [float(g) for g in gamma]
+        self.save_hyperparameters(
+            {
+                "model_name": get_spec(model_name).name,
+                "weights": str(weights) if weights else None,
+                "lr": float(lr),
+                "warmup_steps": int(warmup_steps),
+                "warmup_start_factor": float(warmup_start_factor),
+                "milestones": milestones,
+                "gamma": gamma,
+                "weight_decay": float(weight_decay),
+                "loss_scale": float(loss_scale),
+                "norm_eval": norm_eval,
+                "flip_test": bool(flip_test),
+                "in_vis_thre": float(in_vis_thre),
+                "oks_thre": float(oks_thre),
+            }
+        )
+        self.spec = get_spec(model_name)
+        self.model: TinyPose = build_model(self.spec.name, pretrained=weights if weights else False)
+        if not weights:
+            init_paddle_weights(self.model)
+        self.norm_eval = batchnorm_is_folded(self.model) if norm_eval == "auto" else bool(norm_eval)
+        self.codec = HeatmapCodec.from_spec(self.spec)
+        self.evaluator: KeypointEvaluator | None = None
+        self.train()  # build_model returns eval mode; Lightning keeps the modes it finds
+
+    def on_train_epoch_start(self) -> None:
+        self.train()
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Heatmaps of a uint8 RGB batch [N,3,H,W] (normalized here) or an already normalized float batch."""
+        if images.dtype == torch.uint8:
+            images = normalize_batch(images, self.spec.mean, self.spec.std)
+        return self.model(images)
+
+    def train(self, mode: bool = True) -> TinyPoseLitModule:
+        super().train(mode)
+        if mode and self.norm_eval:
+            for module in self.model.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        heatmaps = self(batch["image"])
+        loss = keypoint_mse_loss(heatmaps, batch["target"], batch["target_weight"]) * self.hparams.loss_scale
+        size = batch["image"].shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=size)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        datamodule = self.trainer.datamodule
+        self.evaluator = KeypointEvaluator(datamodule.val_data, self.hparams.in_vis_thre, self.hparams.oks_thre)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        images = normalize_batch(batch["image"], self.spec.mean, self.spec.std)
+        heatmaps = self.model(images)
+        flipped = self.model(torch.flip(images, [3])) if self.hparams.flip_test else None
+        instances = self.trainer.datamodule.val_instances
+        indices = batch["index"].cpu().numpy()
+        keypoints = decode_batch(self.codec, heatmaps, flipped, [instances[i] for i in indices])
+        assert self.evaluator is not None
+        self.evaluator.update(indices, keypoints, instances)
+
+    def on_validation_epoch_end(self) -> None:
+        assert self.evaluator is not None
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, self.evaluator._parts)
+            for part in gathered:
+                self.evaluator._parts.update(part)
+        stats = self.evaluator.compute()
+        for name, value in stats.items():
+            self.log(f"val/{name}", value, prog_bar=name == "AP", sync_dist=False)
+        self.evaluator = None
+
+    def _steps_per_epoch(self) -> int:
+        trainer = self.trainer
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            return max(1, math.ceil(trainer.estimated_stepping_batches / trainer.max_epochs))
+        return max(1, int(trainer.num_training_batches)) if math.isfinite(trainer.num_training_batches) else 1
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        steps = self._steps_per_epoch()
+        gamma = hp.gamma
+        factors = [gamma / 10**i for i in range(len(hp.milestones))] if isinstance(gamma, float) else list(gamma)
+        schedule = WarmupPiecewise(
+            hp.warmup_steps, hp.warmup_start_factor, [m * steps for m in hp.milestones], factors
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
