@@ -11,6 +11,12 @@ SIZES = ["128x96", "256x192"]
 
 
 @pytest.fixture(scope="session")
+def export_cache(tmp_path_factory):
+    """One export cache for the session: a backend of the same weights reuses the ONNX file."""
+    return tmp_path_factory.mktemp("export_cache")
+
+
+@pytest.fixture(scope="session")
 def fixture_models(fixtures_dir) -> dict[str, tinypose.TinyPose]:
     """The random-weight checkpoints PaddleDetection's fixtures were made with, per size."""
     return {

@@ -24,8 +24,8 @@ CPU_BACKENDS = [
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("export_cache")
+def cache(export_cache):
+    return export_cache
 
 
 @pytest.mark.parametrize("size", SIZES)
