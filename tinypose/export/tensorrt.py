@@ -90,7 +90,8 @@ def build_engine(
     if serialized is None:
         raise RuntimeError(f"{onnx_path}: TensorRT {trt.__version__} failed to build an engine (see its log above)")
     engine_path = Path(engine_path)
-    engine_path.write_bytes(bytes(serialized))
+    with engine_path.open("wb") as file:
+        file.write(serialized)  # IHostMemory exposes the buffer protocol
     return engine_path
 
 
