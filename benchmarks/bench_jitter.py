@@ -20,6 +20,7 @@ filter code) to show the trade-off. Weights come from ``--weights-dir`` (default
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from tinypose.models import get_spec  # noqa: E402
 from tinypose.pipeline import OneEuroConfig, OneEuroFilter, create_pipeline  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared"))
 STILL_JOINTS = [5, 6, 11, 12, 13, 14, 15, 16]
 """Shoulders, hips, knees, ankles: still while a person stands."""
 LIMB_JOINTS = [9, 10, 15, 16]
@@ -160,9 +162,9 @@ def refilter(tracks: dict[int, dict], config: OneEuroConfig, fps: float) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--video", type=Path, default=REPO.parent / "shared" / "data" / "video" / "multi_person_demo.mp4")
+    parser.add_argument("--video", type=Path, default=SHARED / "data" / "video" / "multi_person_demo.mp4")
     parser.add_argument("--model", default="PP-TinyPose_256x192")
-    parser.add_argument("--weights-dir", type=Path, default=REPO.parent / "shared" / "weights" / "openvino")
+    parser.add_argument("--weights-dir", type=Path, default=SHARED / "weights" / "openvino")
     parser.add_argument("--min-cutoff", type=float, default=OneEuroConfig().min_cutoff)
     parser.add_argument("--beta", type=float, default=OneEuroConfig().beta)
     parser.add_argument("--threads", type=int, default=1)

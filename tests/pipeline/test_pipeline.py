@@ -45,14 +45,20 @@ def photos_dir(data_dir: Path) -> Path:
     return data_dir / "photos"
 
 
-def test_photos_people_and_paddlex_surface(photos_dir: Path, detector: PersonDetector, pose_weights: Path) -> None:
-    pipeline = create_pipeline(pose_model_dir=pose_weights, detector=detector, device="cpu", flip=True, batch_size=5)
+def test_photos_people_and_paddlex_surface(
+    photos_dir: Path, detector: PersonDetector, pose_weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = create_pipeline(pose_model_dir=pose_weights, detector=detector, device="cpu", flip=True, batch_size=1)
     counter = CountingBackend(pipeline.pose.backend)
     pipeline.pose.backend = counter
-    results = list(pipeline.predict(str(photos_dir)))
+    detector_batches: list[int] = []
+    raw = detector.raw
+    monkeypatch.setattr(detector, "raw", lambda images: detector_batches.append(len(images)) or raw(images))
+    results = list(pipeline.predict(str(photos_dir), batch_size=5))
     assert [Path(r["input_path"]).name for r in results] == sorted(PHOTO_PEOPLE)
     assert {Path(r["input_path"]).name: len(r["boxes"]) for r in results} == PHOTO_PEOPLE
-    # all 8 people of the 5 photos and their mirrored twins in one forward
+    # the 5 photos in one detector forward; all 8 people and their mirrored twins in one pose forward
+    assert detector_batches == [5]
     assert counter.calls == [16]
     for result in results:
         assert isinstance(result, PipelineResult)

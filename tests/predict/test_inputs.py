@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tinypose.predict import InputError, create_model, iter_inputs
-from tinypose.predict.inputs import count_inputs, decode_image_bytes, fetch_url, to_bgr8
+from tinypose.predict.inputs import count_inputs, decode_image_bytes, fetch_url, prefetch, to_bgr8
 
 
 @pytest.fixture(scope="module")
@@ -190,10 +190,6 @@ def test_video_gives_a_result_per_frame_and_an_annotated_video(predictors, tmp_p
 
 
 def test_prefetch_keeps_order_reraises_and_stops_when_closed() -> None:
-    import threading
-
-    from tinypose.predict.inputs import prefetch
-
     assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
 
     def failing():
@@ -220,3 +216,22 @@ def test_prefetch_keeps_order_reraises_and_stops_when_closed() -> None:
     stream.close()
     assert closed == [True]
     assert not any(t.name == "tinypose-prefetch" and t.is_alive() for t in threading.enumerate())
+
+
+def test_jpeg_exif_orientation_is_handled_like_paddlex(tmp_path: Path) -> None:
+    """PaddleX decodes with ``cv2.imdecode(..., IMREAD_COLOR)``, which applies the EXIF orientation."""
+    import io
+
+    from PIL import Image
+
+    pixels = (np.arange(40 * 60 * 3) % 251).astype(np.uint8).reshape(40, 60, 3)
+    picture = Image.fromarray(pixels)
+    exif = picture.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", exif=exif.tobytes())
+    data = buffer.getvalue()
+    paddlex_way = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    ours = decode_image_bytes(data, "rotated.jpg")
+    assert ours.shape == paddlex_way.shape == (60, 40, 3)
+    np.testing.assert_array_equal(ours, paddlex_way)

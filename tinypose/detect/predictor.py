@@ -104,15 +104,19 @@ class PersonDetector:
         boxes, scores = self.model(batch)
         return boxes.float().cpu().numpy(), scores.float().cpu().numpy(), np.stack(factors)
 
-    def detect(self, images: Sequence[np.ndarray | str | Path], threshold: Any = _DEFAULT) -> list[np.ndarray]:
+    def detect(
+        self, images: Sequence[np.ndarray | str | Path], threshold: Any = _DEFAULT, batch_size: int | None = None
+    ) -> list[np.ndarray]:
         """Detections for each image, ``[K,5]`` rows ``[x1, y1, x2, y2, score]`` in image pixels.
 
-        ``threshold`` overrides the detector's for this call (``None`` keeps every NMS output).
+        ``threshold`` overrides the detector's for this call (``None`` keeps every NMS output);
+        ``batch_size`` images per forward (default: the detector's).
         """
         threshold = self.threshold if threshold is _DEFAULT else threshold
+        step = self.batch_size if batch_size is None else max(1, int(batch_size))
         results: list[np.ndarray] = []
-        for start in range(0, len(images), self.batch_size):
-            boxes, scores, factors = self.raw(images[start : start + self.batch_size])
+        for start in range(0, len(images), step):
+            boxes, scores, factors = self.raw(images[start : start + step])
             for image_boxes, image_scores, (scale_y, scale_x) in zip(boxes, scores, factors):
                 image_boxes = image_boxes / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
                 rows = multiclass_nms(

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..weights.errors import WeightsError
 from ..weights.mapping import BN_EPS, paddle_to_torch_name
+from ..weights.openvino_ir import IRGraph, IRLayer
 from .picodet import PicoDet, get_detector_spec
 
 __all__ = [
@@ -129,10 +130,10 @@ def state_from_ir_convs(
             f"{source}: the IR has {len(ir_folded)} BatchNorm-folded and {len(ir_biased)} biased convs, "
             f"{model.spec.name} has {len(folded)} and {len(biased)}; not this detector"
         )
-    modules = dict(model.named_modules())
+    convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     state: dict[str, np.ndarray] = {}
     for (conv_name, norm_name), ir in zip(folded, ir_folded):
-        _check_conv(modules[conv_name], ir, conv_name, source)  # type: ignore[arg-type]
+        _check_conv(convs[conv_name], ir, conv_name, source)
         channels = ir.weight.shape[0]
         if ir.shift.shape != (channels,):
             raise WeightsError(f"{source}: shift after IR conv {ir.name} has {ir.shift.size} values, expected {channels}")
@@ -142,7 +143,7 @@ def state_from_ir_convs(
         state[f"{norm_name}.running_mean"] = np.zeros(channels, np.float32)
         state[f"{norm_name}.running_var"] = np.full(channels, 1.0 - BN_EPS, np.float32)
     for conv_name, ir in zip(biased, ir_biased):
-        _check_conv(modules[conv_name], ir, conv_name, source)  # type: ignore[arg-type]
+        _check_conv(convs[conv_name], ir, conv_name, source)
         state[f"{conv_name}.weight"] = ir.weight
         state[f"{conv_name}.bias"] = ir.shift
     slopes = [name for name in model.state_dict() if name.endswith(".slope")]
@@ -164,7 +165,8 @@ def read_detector_ir(xml_path: str | Path) -> tuple[list[IRConv], IRGraphConstan
     """Convs (with their following bias ``Add``) and scalar constants of a PP-PicoDet OpenVINO IR."""
     from ..weights.openvino_ir import read_ir_graph
 
-    return _convs_from_graph(read_ir_graph(xml_path))
+    path = Path(xml_path)
+    return _convs_from_graph(read_ir_graph(path.with_suffix(".xml") if path.suffix == ".bin" else path))
 
 
 def _pair(text: str, name: str, layer_name: str, source: str) -> tuple[int, int]:
@@ -177,7 +179,7 @@ def _pair(text: str, name: str, layer_name: str, source: str) -> tuple[int, int]
     return values  # type: ignore[return-value]
 
 
-def _execution_key(conv, add, source: str) -> tuple[str, int]:  # noqa: ANN001
+def _execution_key(conv: IRLayer, add: IRLayer, source: str) -> tuple[str, int]:
     """Where the ONNX exporter placed this conv: ``BatchNormalization_N`` or ``Conv_N``."""
     for name in (add.name, *add.fused_names, *conv.fused_names):
         if match := _ONNX_BN.match(name):
@@ -192,7 +194,7 @@ def _execution_key(conv, add, source: str) -> tuple[str, int]:  # noqa: ANN001
     )
 
 
-def _convs_from_graph(graph) -> tuple[list[IRConv], IRGraphConstants]:  # noqa: ANN001 (IRGraph)
+def _convs_from_graph(graph: IRGraph) -> tuple[list[IRConv], IRGraphConstants]:
     source = str(graph.xml_path)
     convs: list[IRConv] = []
     for conv in graph.by_type("Convolution", "GroupConvolution"):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..detect import PersonDetector, create_detector, get_detector_spec
+from ..models.tinypose import ModelSpec
 from ..predict import KeypointPredictor, KeypointResult, create_model
 from ..predict.draw import DEFAULT_DRAW_THRESHOLD, draw_keypoints, line_width_for
 from ..predict.inputs import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, InputError, InputItem, VideoSource, iter_inputs
@@ -151,7 +152,7 @@ class KeypointPipeline:
         self.errors: list[InputError] = []
 
     @property
-    def spec(self):  # noqa: ANN201 (ModelSpec)
+    def spec(self) -> ModelSpec:
         """The pose model's spec."""
         return self.pose.spec
 
@@ -161,7 +162,7 @@ class KeypointPipeline:
     def detect(self, images: Sequence[np.ndarray], det_threshold: float | None) -> list[np.ndarray]:
         """``[M, 5]`` boxes (x1, y1, x2, y2, score) per BGR image, above ``det_threshold``."""
         if isinstance(self.detector, PersonDetector):
-            found = self.detector.detect(list(images), threshold=det_threshold)
+            found = self.detector.detect(list(images), threshold=det_threshold, batch_size=len(images))
             return [rows.astype(np.float64) for rows in found]
         out = []
         for index, image in enumerate(images):

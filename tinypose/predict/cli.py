@@ -109,7 +109,7 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise SystemExit(
             f"error: cannot load the default weights of {model_name} ({error}); pass model_dir=WEIGHTS"
         ) from None
-    except (WeightsError, ValueError, OSError) as error:
+    except (WeightsError, ValueError, OSError, RuntimeError) as error:  # RuntimeError: a backend's runtime is missing
         raise SystemExit(f"error: cannot build {model_name}: {error}") from None
 
     runner: Any = predictor

@@ -22,7 +22,6 @@ import socket
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -81,8 +80,14 @@ class VideoSource:
     width: int
     height: int
     writers: dict[str, Any] = field(default_factory=dict)
+    frames_written: dict[str, int] = field(default_factory=dict)
     frames_read: int | None = None
     """Set when the whole video has been read: the number of frames it gave."""
+
+    def finish_complete(self) -> None:
+        """Finish the annotated videos that hold every frame (once the video has been read to its end)."""
+        for key in [k for k, n in self.frames_written.items() if n == self.frames_read and k in self.writers]:
+            self.writers.pop(key).release()
 
     def close(self) -> None:
         """Finish every annotated video written from this source (``save_to_video``)."""
@@ -287,6 +292,7 @@ def _iter_video(path: str) -> Iterator[InputItem]:
             yield InputItem(to_bgr8(frame, f"{path} frame {index}"), path, index, source)
             index += 1
         source.frames_read = index
+        source.finish_complete()  # outputs whose last frame was written before the end was seen
         if index == 0:
             raise InputError(path, "video has no readable frames")
     finally:

@@ -26,7 +26,8 @@ from ..crop import (
     warp_affine,
     whole_image_center_scale,
 )
-from ..models.tinypose import ModelSpec, TinyPose, build_model, get_spec
+from ..export import create_backend
+from ..models.tinypose import ModelSpec, build_model, get_spec
 from .draw import DEFAULT_DRAW_THRESHOLD
 from .inputs import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -61,29 +62,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if isinstance(device, str) and device.lower().startswith("gpu"):
         device = "cuda" + device[3:]
     return torch.device(device)
-
-
-class _TorchBackend:
-    """The eager PyTorch model as a backend callable (``tinypose.export.create_backend`` has the others)."""
-
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
-        self.device = device
-        self.model = model.to(device).eval()
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.model(batch.to(self.device)).float().cpu()
-
-
-def _create_backend(name: str, model: TinyPose, device: torch.device, **options: Any) -> Backend:
-    """The export helper's ``create_backend`` when present; otherwise the eager torch model."""
-    try:
-        from ..export import create_backend  # type: ignore[attr-defined]
-    except ImportError:
-        if name != "torch":
-            raise ValueError(f"backend {name!r} needs tinypose.export, which is not available; use backend='torch'")
-        return _TorchBackend(model, device)
-    return create_backend(name, model, device=device, **options)
 
 
 def _parse_boxes(boxes: Any, source: str) -> np.ndarray:
@@ -160,7 +138,7 @@ class KeypointPredictor:
             model = build_model(self.spec.name, pretrained=True if model_dir is None else model_dir)
         self.model = model.eval()
         self.backend_name = backend
-        self.backend: Backend = _create_backend(backend, self.model, self.device, **(backend_options or {}))
+        self.backend: Backend = create_backend(backend, self.model, device=self.device, **(backend_options or {}))
         self.errors: list[InputError] = []
         mean = np.asarray(self.spec.mean, dtype=np.float32)
         std = np.asarray(self.spec.std, dtype=np.float32)
@@ -190,9 +168,9 @@ class KeypointPredictor:
         boxes_for = self._box_provider(input, boxes)
         pending: list[tuple[InputItem, np.ndarray | None]] = []
         videos: list[VideoSource] = []
+        stream = prefetch(iter_inputs(input, self.url_timeout, self.max_download_bytes), self.prefetch)
         try:
-            items = iter_inputs(input, self.url_timeout, self.max_download_bytes)
-            for index, item in enumerate(prefetch(items, self.prefetch)):
+            for index, item in enumerate(stream):
                 if item.error is not None:
                     if self.on_error == "raise":
                         raise item.error
@@ -209,6 +187,7 @@ class KeypointPredictor:
             if pending:
                 yield from self._run(pending)
         finally:
+            stream.close()  # stops the reader thread and releases open videos now, not at garbage collection
             self._finish_videos(videos, keep=None)
 
     @staticmethod

@@ -33,6 +33,8 @@ from .inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoSource, is_url
 
 __all__ = ["KeypointResult", "to_builtin"]
 
+_PICTURE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff")
+"""Input suffixes kept for the saved picture (colour formats OpenCV writes); others save as PNG."""
 _claims: dict[tuple[str, str], str] = {}
 _claims_lock = threading.Lock()
 
@@ -155,7 +157,7 @@ class KeypointResult(dict):
     def _input_suffix(self) -> str:
         path = self.get("input_path") or ""
         suffix = Path(urllib.parse.urlparse(path).path if is_url(path) else path).suffix.lower()
-        return suffix if suffix in IMAGE_SUFFIXES and self.get("frame_index") is None else ".png"
+        return suffix if suffix in _PICTURE_SUFFIXES and self.get("frame_index") is None else ".png"
 
     def _claim_stem(self, folder: Path) -> str:
         """A file stem in ``folder`` that belongs to this input only (see the module docstring)."""
@@ -221,10 +223,10 @@ class KeypointResult(dict):
             if not writer.isOpened():
                 raise OSError(f"{target}: OpenCV cannot write this video (try a .mp4 or .avi path)")
             self.video.writers[key] = writer
+            self.video.frames_written[key] = 0
         writer.write(frame)
-        if self.video.frames_read is not None and self.get("frame_index") == self.video.frames_read - 1:
-            writer.release()  # the last frame of the video: finish the file now
-            del self.video.writers[key]
+        self.video.frames_written[key] = self.video.frames_written.get(key, 0) + 1
+        self.video.finish_complete()  # the last frame of a video read to its end: finish the file now
         return target
 
     def save_all(self, save_path: str | os.PathLike) -> None:
