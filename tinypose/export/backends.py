@@ -19,6 +19,7 @@ maximum batch (TensorRT's profile) runs larger ones in chunks.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import os
@@ -99,7 +100,7 @@ class Backend:
             out = self.forward(batch)
         else:
             out = torch.cat([self.forward(chunk) for chunk in batch.split(self.max_batch)])
-        return out.float().to(batch.device)
+        return out.float().to(batch.device).contiguous()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.name}, device={self.device})"
@@ -147,7 +148,7 @@ class TorchBackend(Backend):
             torch.set_num_threads(int(num_threads))
         self.dtype = self._DTYPES[precision]
         self.channels_last = channels_last
-        network: nn.Module = fuse_model(model) if fuse else model
+        network: nn.Module = fuse_model(model) if fuse else copy.deepcopy(model)  # never move the caller's model
         network = network.to(device=device, dtype=self.dtype).eval()
         if self.channels_last:
             network = network.to(memory_format=torch.channels_last)
@@ -235,10 +236,10 @@ def _chunks(batch: np.ndarray, streams: int, micro_batch: int) -> list[np.ndarra
 class _CpuRuntimeBackend(Backend):
     """Shared CPU strategy of the ONNX Runtime and OpenVINO backends.
 
-    One crop runs on all ``num_threads`` threads (latency). Several crops are cut into micro-batches
-    that ``streams`` single-threaded workers take from a common queue: no barrier between threads
-    after every layer, the activations of a micro-batch stay in cache, and a worker slowed down by
-    another process on its core simply takes fewer chunks.
+    One crop takes the latency path (:meth:`run_latency`). Several crops are cut into micro-batches
+    of ``micro_batch`` crops that ``streams`` single-threaded workers take from a common queue: no
+    barrier between threads after every layer, the activations of a micro-batch stay in cache, and
+    a worker slowed down by another process on its core simply takes fewer chunks.
     """
 
     def __init__(self, spec: ModelSpec, device: torch.device, num_threads: int | None, streams: int | None, micro_batch: int | None) -> None:
@@ -255,7 +256,7 @@ class _CpuRuntimeBackend(Backend):
 
     def forward(self, batch: Tensor) -> Tensor:
         array = np.ascontiguousarray(batch.detach().cpu().numpy())
-        if len(array) == 1 or self.streams == 1:
+        if len(array) == 1:
             return torch.from_numpy(self.run_latency(array))
         return torch.from_numpy(np.concatenate(self.run_chunks(_chunks(array, self.streams, self.micro_batch))))
 
@@ -264,10 +265,10 @@ class _Fastest:
     """Calls whichever of several interchangeable runners has lately been the fastest.
 
     A probe window (the first calls, then every ``every`` calls) runs each runner ``probes`` times
-    in turn and keeps the one with the lowest median time. On a quiet machine a single crop is
-    fastest on all threads; when other processes share the cores, threads that meet at a barrier
-    after every layer wait for each other and one thread wins (measured here: 233 vs 174 crops/s
-    at 128x96, 2 cores, moderate load). The choice follows the load.
+    in turn and keeps the one with the lowest median time. Which one wins depends on the load:
+    when other processes share the cores, threads that meet at a barrier after every layer wait
+    for each other and a single thread wins (measured here: 233 vs 174 crops/s at 128x96 on 2
+    cores under moderate load); on idle cores more threads can win. The choice follows the load.
     """
 
     def __init__(self, runners: dict[str, Callable[[np.ndarray], np.ndarray]], every: int = 200, probes: int = 3) -> None:
@@ -303,7 +304,7 @@ class OnnxRuntimeBackend(_CpuRuntimeBackend):
 
     Options: ``providers`` (default: the CUDA EP for a CUDA device when installed, else CPU),
     ``num_threads`` (default all cores), ``streams`` and ``micro_batch`` (CPU batches: see
-    :class:`_CpuRuntimeBackend`; ``streams=1`` runs a batch in one call), ``allow_spinning``
+    :class:`_CpuRuntimeBackend`; a large ``micro_batch`` runs a batch in one call), ``allow_spinning``
     (whether the ``num_threads`` session's idle workers spin; default off: spinning workers take
     the cores from everything else, other sessions and processes included, and measured slower
     here), ``precision``, ``opset``, ``cache_dir``. A single crop on the CPU runs on one thread or
@@ -342,7 +343,7 @@ class OnnxRuntimeBackend(_CpuRuntimeBackend):
                         "or use device='cpu'"
                     )
                 providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
-                self.streams = 1  # the GPU takes the whole batch
+                self.streams, self.micro_batch = 1, 1 << 30  # the GPU takes the whole batch
         self.providers = providers
         self.path = onnx_for(model, "onnxruntime", ort.__version__, cache_dir=cache_dir, opset=opset, precision=precision)
         if device.type == "cuda" or self.num_threads == 1:
