@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,18 +44,18 @@ from pathlib import Path
 # (torch eager drops ~10x here under load); set before torch loads. Overridable from outside.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import tinypose  # noqa: E402
-from tinypose.export import available_backends, create_backend  # noqa: E402
-from tinypose.models.fuse import fuse_batchnorm  # noqa: E402
+from peers import PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model
 
-from peers import PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model  # noqa: E402
+import tinypose
+from tinypose.export import available_backends, create_backend
+from tinypose.models.fuse import fuse_batchnorm
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -248,9 +247,7 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
         ir, paddle, original = rate("OpenVINO IR", batch), rate("Paddle Inference", batch), rate("torch original", batch)
         for row in (r for r in rows if r["batch"] == batch):
             value = row["crops_per_s"]
-
-            def ratio(base: float | None) -> str:
-                return f"{value / base:.2f}" if base else "-"
+            ratio = lambda base, value=value: f"{value / base:.2f}" if base else "-"
 
             print(
                 f"{row['backend']:<34}{batch:>6}{value:>10.1f}{ratio(ir):>7}{ratio(paddle):>9}{ratio(original):>8}"

@@ -26,13 +26,13 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no spinning CPU threads in the dry run
 
-import torch  # noqa: E402
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import tinypose  # noqa: E402
-from tinypose.export import BackendUnavailable, create_backend  # noqa: E402
+import tinypose
+from tinypose.export import BackendUnavailable, create_backend
 
 
 def _load(size: str, weights_dir: Path | None) -> tuple[tinypose.TinyPose, str]:

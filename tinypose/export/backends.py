@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from ..models.tinypose import ModelSpec, TinyPose, build_model
 from .cache import cached_artifact, export_cache_dir, state_dict_sha256
 from .onnx import DEFAULT_OPSET, INPUT_NAME, export_onnx
 
-__all__ = ["BACKENDS", "Backend", "create_backend", "available_backends", "BackendUnavailable", "onnx_for"]
+__all__ = ["BACKENDS", "Backend", "BackendUnavailable", "available_backends", "create_backend", "onnx_for"]
 
 BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt", "auto")
 logger = logging.getLogger("tinypose")
@@ -120,7 +120,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
-    _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    _DTYPES: ClassVar[dict[str, torch.dtype]] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
     def __init__(
         self,
@@ -441,8 +441,6 @@ class OpenVinoBackend(_CpuRuntimeBackend):
         self._queue = None
 
     def run_latency(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) != 1:
-            return np.concatenate([self.run_latency(row[None]) for row in batch])
         self.request.infer({0: batch}, share_inputs=True)
         return self.request.get_output_tensor(0).data.copy()
 

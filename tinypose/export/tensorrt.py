@@ -26,7 +26,7 @@ from .backends import Backend, BackendUnavailable, _require_cuda, onnx_for
 from .cache import cached_artifact, export_cache_dir
 from .onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
 
-__all__ = ["TensorRTBackend", "build_engine", "import_tensorrt", "DEFAULT_PROFILE"]
+__all__ = ["DEFAULT_PROFILE", "TensorRTBackend", "build_engine", "import_tensorrt"]
 
 logger = logging.getLogger("tinypose")
 DEFAULT_PROFILE = (1, 8, 64)
