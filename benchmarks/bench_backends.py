@@ -2,10 +2,10 @@
 
 For each input size (128x96, 256x192) and batch (1, 32): crops/s and peak memory of
 
-* tinypose ``torch`` in three steps: the original graph, + BatchNorm folded (these two ablation
-  steps get one round only: they are slow and only compared with each other), + channel shuffles
-  folded (= the ``torch`` backend), then the ``onnxruntime`` and ``openvino`` backends (our folded
-  ONNX), each checked against the original model's heatmaps (max abs diff);
+* tinypose ``torch`` step by step: the original graph, + BatchNorm folded, + channel shuffles
+  folded (these ablation steps get one round only: they are slow and only compared with each
+  other), + channels_last (= the ``torch`` backend); then the ``onnxruntime`` and ``openvino``
+  backends (our folded ONNX), each checked against the original model's heatmaps (max abs diff);
 * peers, when installed: the OpenVINO runtime on the released IR (../shared/weights/openvino,
   BatchNorm folded by Model Optimizer, shuffles as Transpose), and Paddle Inference 3 (the PaddleX
   inference program with the same real weights written in; run as a subprocess of the peers Python,
@@ -165,6 +165,7 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
     factories: list[tuple[str, Callable[[], Runner], str]] = [
         ("torch original", lambda: _torch_runner(model), "step"),
         ("torch +BN fold", lambda: _torch_runner(fuse_batchnorm(model)), "step"),
+        ("torch +shuffle fold", lambda: _backend_runner(create_backend("torch", model, channels_last=False)), "step"),
     ]
     for backend in args.backends:
         factories.append((backend, lambda b=backend: _backend_runner(create_backend(b, model, **options)), "tinypose"))
