@@ -2,9 +2,10 @@
 
 For each input size (128x96, 256x192) and batch (1, 32): crops/s and peak memory of
 
-* tinypose ``torch`` in three steps: the original graph, + BatchNorm folded, + channel shuffles
-  folded (= the ``torch`` backend), then the ``onnxruntime`` and ``openvino`` backends (our folded
-  ONNX), each checked against the original model's heatmaps (max abs diff);
+* tinypose ``torch`` step by step: the original graph, + BatchNorm folded, + channel shuffles
+  folded (these ablation steps get one round only: they are slow and only compared with each
+  other), + channels_last (= the ``torch`` backend); then the ``onnxruntime`` and ``openvino``
+  backends (our folded ONNX), each checked against the original model's heatmaps (max abs diff);
 * peers, when installed: the OpenVINO runtime on the released IR (../shared/weights/openvino,
   BatchNorm folded by Model Optimizer, shuffles as Transpose), and Paddle Inference 3 (the PaddleX
   inference program with the same real weights written in; run as a subprocess of the peers Python,
@@ -12,7 +13,8 @@ For each input size (128x96, 256x192) and batch (1, 32): crops/s and peak memory
 
 All share ``--threads`` (2) and the same weights and input. Candidates are timed round-robin
 (``--rounds`` x ``--seconds`` each) and the median is kept, so that load from other processes hits
-them alike; Paddle runs in its own process right after. Ratios against the OpenVINO IR and Paddle
+them alike; Paddle runs in its own process (the peers' Python), driven over a pipe in the same
+round-robin. Ratios against the OpenVINO IR and Paddle
 Inference are printed, because absolute numbers on a shared machine move by ~30% between runs.
 
     python benchmarks/bench_backends.py                  # everything, ~2-3 minutes on 2 cores
@@ -22,7 +24,7 @@ Inference are printed, because absolute numbers on a shared machine move by ~30%
 Memory: ``load MB`` is the peak resident-memory growth while a backend is created (weights,
 export, compiled graph), ``run MB`` the peak growth while it runs a batch, first call included
 (activations, per-shape compilation, scratch); from /proc/self with the peak reset through
-/proc/self/clear_refs. For Paddle: the child process's whole peak RSS (runtime included).
+/proc/self/clear_refs. For Paddle ``run MB`` is the child process's whole peak RSS (runtime included).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,18 +44,18 @@ from pathlib import Path
 # (torch eager drops ~10x here under load); set before torch loads. Overridable from outside.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import tinypose  # noqa: E402
-from tinypose.export import available_backends, create_backend  # noqa: E402
-from tinypose.models.fuse import fuse_batchnorm  # noqa: E402
+from peers import PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model
 
-from peers import PEERS_PYTHON, openvino_ir_runner, paddle_inference_model, run_paddle  # noqa: E402
+import tinypose
+from tinypose.export import available_backends, create_backend
+from tinypose.models.fuse import fuse_batchnorm
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -75,12 +76,22 @@ def _reset_peak() -> bool:
 @dataclass
 class Candidate:
     name: str
-    run: Runner
+    run: Runner | None
     load_mb: float
     kind: str = "tinypose"
     rates: dict[int, list[float]] = field(default_factory=dict)
     run_mb: dict[int, float] = field(default_factory=dict)
     max_diff: float = float("nan")
+    peer: PaddlePeer | None = None
+    """Out-of-process candidates time themselves."""
+    rounds: int | None = None
+    """At most this many rounds (the slow torch ablation steps get one)."""
+
+    def rate(self, batch: np.ndarray, seconds: float) -> float:
+        if self.peer is not None:
+            return self.peer.rate(batch.shape[0], seconds)
+        assert self.run is not None
+        return _timed(self.run, batch, seconds)
 
 
 def _torch_runner(module: torch.nn.Module) -> Runner:
@@ -154,6 +165,7 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
     factories: list[tuple[str, Callable[[], Runner], str]] = [
         ("torch original", lambda: _torch_runner(model), "step"),
         ("torch +BN fold", lambda: _torch_runner(fuse_batchnorm(model)), "step"),
+        ("torch +shuffle fold", lambda: _backend_runner(create_backend("torch", model, channels_last=False)), "step"),
     ]
     for backend in args.backends:
         factories.append((backend, lambda b=backend: _backend_runner(create_backend(b, model, **options)), "tinypose"))
@@ -162,25 +174,32 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
         factories.append(("OpenVINO IR (peer)", lambda: openvino_ir_runner(ir, args.threads), "peer"))
     for name, factory, kind in factories:
         candidate = _make(name, factory, kind)
-        if candidate is not None:
+        if candidate is not None and candidate.run is not None:
+            candidate.rounds = 1 if kind == "step" else None
             candidate.max_diff = float(np.abs(candidate.run(sample[:4]) - reference).max())
             candidates.append(candidate)
+    paddle = _paddle(model, args, workdir, sample, reference) if not args.no_paddle and source.startswith("real") else None
+    if paddle is not None:
+        candidates.append(paddle)
 
-    for size_n in args.batches:
-        batch = np.ascontiguousarray(sample[:size_n])
-        for candidate in candidates:
-            with _PeakRss() as peak:  # warm-up: OpenVINO compiles per batch size, allocators grow
-                candidate.run(batch)
-            candidate.rates[size_n], candidate.run_mb[size_n] = [], peak.mb
-        for _ in range(args.rounds):
+    try:
+        for size_n in args.batches:
+            batch = np.ascontiguousarray(sample[:size_n])
             for candidate in candidates:
-                with _PeakRss() as peak:
-                    candidate.rates[size_n].append(_timed(candidate.run, batch, args.seconds))
-                candidate.run_mb[size_n] = max(candidate.run_mb[size_n], peak.mb)
-
-    paddle = None
-    if not args.no_paddle and source.startswith("real"):
-        paddle = _paddle(model, args, workdir, sample, reference)
+                with _PeakRss() as peak:  # warm-up: OpenVINO compiles per batch size, allocators grow
+                    candidate.rate(batch, 0.0)
+                candidate.rates[size_n], candidate.run_mb[size_n] = [], peak.mb
+            for round_index in range(args.rounds):
+                for candidate in candidates:
+                    if candidate.rounds is not None and round_index >= candidate.rounds:
+                        continue
+                    with _PeakRss() as peak:
+                        candidate.rates[size_n].append(candidate.rate(batch, args.seconds))
+                    candidate.run_mb[size_n] = max(candidate.run_mb[size_n], peak.mb)
+    finally:
+        if paddle is not None and paddle.peer is not None:
+            peak_mb = paddle.peer.close()
+            paddle.run_mb = dict.fromkeys(args.batches, peak_mb)
 
     rows = []
     for candidate in candidates:
@@ -191,18 +210,11 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
                 "crops_per_s": rates[len(rates) // 2], "load_mb": candidate.load_mb,
                 "run_mb": candidate.run_mb[size_n], "max_abs_diff": candidate.max_diff,
             })  # fmt: skip
-    if paddle is not None:
-        for size_n in args.batches:
-            rows.append({
-                "size": size, "batch": size_n, "backend": f"Paddle Inference {paddle['paddle']} (peer)", "kind": "peer",
-                "crops_per_s": paddle["crops_per_s"][str(size_n)], "load_mb": float("nan"),
-                "run_mb": paddle["peak_rss_mb"], "max_abs_diff": paddle["max_abs_diff"],
-            })  # fmt: skip
     _print_table(size, rows, args.batches)
     return rows
 
 
-def _paddle(model, args, workdir: Path, sample: np.ndarray, reference: np.ndarray) -> dict | None:
+def _paddle(model, args, workdir: Path, sample: np.ndarray, reference: np.ndarray) -> Candidate | None:
     python = Path(args.peers_python) if args.peers_python else None
     if python is None or not python.is_file():
         print(f"  skip Paddle Inference: no peers Python (--peers-python, ${PEERS_PYTHON})")
@@ -214,15 +226,14 @@ def _paddle(model, args, workdir: Path, sample: np.ndarray, reference: np.ndarra
     folder = paddle_inference_model(model, program, workdir / f"paddle_{model.spec.name}")
     np.save(workdir / "sample.npy", sample[:4])
     try:
-        result = run_paddle(
-            python, folder, workdir / "sample.npy", args.batches, args.threads, args.seconds, args.rounds,
-            workdir / "paddle_out.npy",
-        )  # fmt: skip
-    except RuntimeError as error:
+        peer = PaddlePeer(python, folder, args.threads)
+        heatmaps = peer.heatmaps(workdir / "sample.npy", workdir / "paddle_out.npy")
+    except (RuntimeError, OSError) as error:
         print(f"  skip Paddle Inference: {error}")
         return None
-    result["max_abs_diff"] = float(np.abs(np.load(workdir / "paddle_out.npy") - reference).max())
-    return result
+    candidate = Candidate(f"Paddle Inference {peer.version} (peer)", None, float("nan"), "peer", peer=peer)
+    candidate.max_diff = float(np.abs(heatmaps - reference).max())
+    return candidate
 
 
 def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
@@ -237,9 +248,7 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
         ir, paddle, original = rate("OpenVINO IR", batch), rate("Paddle Inference", batch), rate("torch original", batch)
         for row in (r for r in rows if r["batch"] == batch):
             value = row["crops_per_s"]
-
-            def ratio(base: float | None) -> str:
-                return f"{value / base:.2f}" if base else "-"
+            ratio = lambda base, value=value: f"{value / base:.2f}" if base else "-"
 
             print(
                 f"{row['backend']:<34}{batch:>6}{value:>10.1f}{ratio(ir):>7}{ratio(paddle):>9}{ratio(original):>8}"

@@ -1,8 +1,13 @@
 """Paddle Inference side of the benchmark: runs under the *peers* Python (paddlepaddle installed),
-never imported by tinypose. Times a Paddle inference model on the CPU and prints one JSON line.
+never imported by tinypose. Loads a Paddle inference model on the CPU and answers commands on
+stdin with one JSON line each on stdout, so the benchmark can time it in the same round-robin as
+the in-process backends:
 
-    /work/peers/bin/python benchmarks/paddle_runner.py MODEL_DIR --input x.npy --batches 1 32 \
-        --threads 2 --seconds 1 --rounds 3 --output-npy out.npy
+    check IN.npy OUT.npy     run IN (float32 [N,3,H,W]) once, save the heatmaps to OUT
+    time BATCH SECONDS       run a batch of BATCH crops repeatedly for SECONDS, answer crops/s
+    quit                     answer the peak resident memory and the Paddle version, exit
+
+    /work/peers/bin/python benchmarks/paddle_runner.py MODEL_DIR --threads 2
 
 oneDNN (mkldnn) is disabled: it fails on these PP-TinyPose programs (see TEAM.md).
 """
@@ -22,14 +27,10 @@ import numpy as np
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path)
-    parser.add_argument("--input", type=Path, required=True, help=".npy [N,3,H,W] float32; rows are tiled to each batch")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--output-npy", type=Path, help="write the heatmaps of --input here (for the parity check)")
     args = parser.parse_args(argv)
 
+    import paddle
     import paddle.inference as paddle_infer
 
     files = {p.suffix: p for p in args.model_dir.iterdir() if p.suffix in (".json", ".pdmodel", ".pdiparams")}
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     predictor = paddle_infer.create_predictor(config)
     input_handle = predictor.get_input_handle(predictor.get_input_names()[0])
     output_handle = predictor.get_output_handle(predictor.get_output_names()[0])
+    sample: np.ndarray | None = None
 
     def run(batch: np.ndarray) -> np.ndarray:
         input_handle.reshape(list(batch.shape))
@@ -49,28 +51,36 @@ def main(argv: list[str] | None = None) -> int:
         predictor.run()
         return output_handle.copy_to_cpu()
 
-    sample = np.load(args.input).astype(np.float32)
-    if args.output_npy:
-        np.save(args.output_npy, run(sample))
-    results = {}
-    for size in args.batches:
-        batch = np.ascontiguousarray(np.resize(sample, (size, *sample.shape[1:])))
-        run(batch)
-        rates = []
-        for _ in range(args.rounds):
+    def answer(payload: dict) -> None:
+        print(json.dumps(payload), flush=True)
+
+    answer({"ready": True, "paddle": paddle.__version__})
+    for line in sys.stdin:
+        command, *rest = line.split()
+        if command == "check":
+            sample = np.load(rest[0]).astype(np.float32)
+            np.save(rest[1], run(sample))
+            answer({"ok": True})
+        elif command == "time":
+            if sample is None:
+                answer({"error": "send `check` first (it loads the sample input)"})
+                continue
+            size, seconds = int(rest[0]), float(rest[1])
+            batch = np.ascontiguousarray(np.resize(sample, (size, *sample.shape[1:])))
+            run(batch)
             count, start = 0, time.perf_counter()
             while True:
                 run(batch)
                 count += size
                 elapsed = time.perf_counter() - start
-                if elapsed >= args.seconds:
+                if elapsed >= seconds:
                     break
-            rates.append(count / elapsed)
-        results[str(size)] = sorted(rates)[len(rates) // 2]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    import paddle
-
-    print(json.dumps({"crops_per_s": results, "peak_rss_mb": peak_mb, "paddle": paddle.__version__}))
+            answer({"crops_per_s": count / elapsed})
+        elif command == "quit":
+            answer({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "paddle": paddle.__version__})
+            return 0
+        else:
+            answer({"error": f"unknown command {command!r}"})
     return 0
 
 

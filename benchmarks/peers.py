@@ -3,11 +3,10 @@ the same weights as ours (built here, run in the peers' Python by ``paddle_runne
 
 A Paddle inference model with our weights: the PaddleX program in
 ``../shared/fixtures/paddle/paddlex_infer_128x96`` (PaddleDetection's own export of PP-TinyPose
-128x96, random weights) gets the weights written into a new ``inference.pdiparams`` (Paddle's
-``save_combine`` layout, static names mapped by creation order), and, for another input size, its
-shape constants rescaled: the channel-shuffle reshape targets, the argmax flatten, the head's
-bilinear output sizes and the type annotations. The architecture is identical for both sizes; the
-benchmark checks the result against our heatmaps before timing it.
+128x96, random weights) gets the given model's weights written into a new ``inference.pdiparams``
+(Paddle's ``save_combine`` layout, static names mapped by creation order), and, for 256x192, its
+baked-in sizes widened by ``paddlex_models.widen_program``. The benchmark checks the result against
+our heatmaps before timing it.
 """
 
 from __future__ import annotations
@@ -15,10 +14,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from paddlex_models import widen_program
 
 PEERS_PYTHON = "TINYPOSE_PEERS_PYTHON"
 PROGRAM_SIZE = (128, 96)
@@ -47,87 +48,15 @@ def openvino_ir_runner(xml: Path, threads: int):
     return run
 
 
-def _walk(node: Any):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
-def _attribute(op: dict, name: str) -> dict:
-    for entry in op.get("A", []):
-        if isinstance(entry, dict) and entry.get("N") == name:
-            return entry["AT"]
-    raise KeyError(name)
-
-
-def rescale_pir_program(program: dict, factor: int) -> dict:
-    """Rewrite a PP-TinyPose PIR program (parsed ``inference.json``) for inputs ``factor`` times larger.
-
-    Every spatial size in it is one of the five feature sizes of the 128x96 input; the rewrite
-    scales the constants that hold them and refuses to guess anywhere else.
-    """
-    height, width = PROGRAM_SIZE
-    pairs = {(height >> k, width >> k) for k in range(6)}
-    areas = {h * w for h, w in pairs}
-    ops = [o for o in _walk(program) if isinstance(o.get("#"), str) and "I" in o and "O" in o]
-    producer = {out["%"]: op for op in ops for out in op["O"] if isinstance(out, dict) and "%" in out}
-    done: set[int] = set()
-
-    def scale(op: dict, by: int) -> None:
-        if id(op) in done:
-            raise ValueError("a shape constant is shared between reshapes; refusing to rescale twice")
-        done.add(id(op))
-        _attribute(op, "value")["D"] *= by
-
-    reshapes = 0
-    for op in ops:
-        if op["#"] != "1.stack":
-            continue
-        scalars = [producer[i["%"]] for i in producer[op["I"][0]["%"]]["I"]]
-        values = [_attribute(s, "value")["D"] if s["#"] == "1.full" else None for s in scalars]
-        if len(values) >= 4 and None not in values[-2:] and (int(values[-2]), int(values[-1])) in pairs:
-            scale(scalars[-2], factor)
-            scale(scalars[-1], factor)
-            reshapes += 1
-        elif len(values) == 3 and values[-1] is not None and int(values[-1]) in areas:
-            scale(scalars[-1], factor * factor)
-            reshapes += 1
-    for op in ops:
-        if op["#"] in ("1.bilinear_interp", "1.nearest_interp"):
-            for name in ("out_h", "out_w"):
-                if _attribute(op, name)["D"] > 0:
-                    _attribute(op, name)["D"] *= factor
-
-    def annotations(node: Any) -> None:
-        if isinstance(node, list):
-            if len(node) >= 4 and all(type(v) is int for v in node) and tuple(node[-2:]) in pairs:
-                node[-2] *= factor
-                node[-1] *= factor
-            for value in node:
-                annotations(value)
-        elif isinstance(node, dict):
-            for value in node.values():
-                annotations(value)
-
-    annotations(program)
-    if reshapes == 0:
-        raise ValueError("found no shape constants to rescale; not a PP-TinyPose PIR program?")
-    return program
-
-
 def paddle_inference_model(model, program_dir: Path, out: Path) -> Path:
     """A Paddle inference folder (inference.json + inference.pdiparams) running ``model``'s weights."""
     from tinypose.weights.mapping import static_name_table
     from tinypose.weights.paddle_inference import read_program, write_pdiparams
 
     spec = model.spec
-    factor = spec.input_height // PROGRAM_SIZE[0]
-    if factor * PROGRAM_SIZE[0] != spec.input_height or factor * PROGRAM_SIZE[1] != spec.input_width:
-        raise ValueError(f"{spec.name}: cannot rescale the {PROGRAM_SIZE} program to this input size")
+    size = (spec.input_height, spec.input_width)
+    if size not in (PROGRAM_SIZE, (2 * PROGRAM_SIZE[0], 2 * PROGRAM_SIZE[1])):
+        raise ValueError(f"{spec.name}: the {PROGRAM_SIZE} program only widens to twice its size")
     source = program_dir / "inference.json"
     parameters = read_program(source).parameters
     static = {name: re.sub(r"_deepcopy_\d+$", "", name) for name in parameters}
@@ -135,8 +64,8 @@ def paddle_inference_model(model, program_dir: Path, out: Path) -> Path:
     state = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
     out.mkdir(parents=True, exist_ok=True)
     program = json.loads(source.read_text())
-    if factor != 1:
-        program = rescale_pir_program(program, factor)
+    if size != PROGRAM_SIZE:
+        widen_program(program)
     (out / "inference.json").write_text(json.dumps(program, separators=(",", ":")))
     write_pdiparams(
         out / "inference.pdiparams", {name: state[table[s]].astype(np.float32) for name, s in static.items()}
@@ -144,18 +73,63 @@ def paddle_inference_model(model, program_dir: Path, out: Path) -> Path:
     return out
 
 
-def run_paddle(
-    python: Path, folder: Path, sample: Path, batches: list[int], threads: int, seconds: float, rounds: int, output: Path
-) -> dict:
-    """Time Paddle Inference in the peers' Python; returns paddle_runner.py's JSON."""
-    command = [
-        str(python), str(RUNNER), str(folder), "--input", str(sample), "--batches", *map(str, batches),
-        "--threads", str(threads), "--seconds", str(seconds), "--rounds", str(rounds), "--output-npy", str(output),
-    ]  # fmt: skip
-    budget = 60 + rounds * seconds * len(batches) * 4
-    done = subprocess.run(command, capture_output=True, text=True, timeout=budget)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise RuntimeError(f"paddle_runner.py failed ({done.returncode}): {' | '.join(tail)}")
-    return json.loads(lines[-1])
+class PaddlePeer:
+    """Paddle Inference in the peers' Python, driven over a pipe by ``paddle_runner.py`` so that it is
+    timed in the same round-robin (same load on the machine) as the in-process backends."""
+
+    def __init__(self, python: Path, folder: Path, threads: int, timeout: float = 300.0) -> None:
+        import tempfile
+
+        self.timeout = timeout
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        command = [str(python), str(RUNNER), str(folder), "--threads", str(threads)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1
+        )
+        self.version = self._answer()["paddle"]
+
+    def _answer(self) -> dict:
+        import selectors
+
+        assert self.process.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                break
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if line.startswith("{"):
+                answer = json.loads(line)
+                if "error" in answer:
+                    raise RuntimeError(f"paddle_runner.py: {answer['error']}")
+                return answer
+        self.process.kill()
+        self.stderr.seek(0)
+        tail = " | ".join(self.stderr.read().strip().splitlines()[-3:])
+        raise RuntimeError(f"paddle_runner.py stopped answering (exit {self.process.poll()}): {tail}")
+
+    def _ask(self, line: str) -> dict:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def heatmaps(self, sample: Path, output: Path) -> np.ndarray:
+        """Run the float32 batch saved at ``sample`` and return Paddle's heatmaps."""
+        self._ask(f"check {sample} {output}")
+        return np.load(output)
+
+    def rate(self, batch: int, seconds: float) -> float:
+        """Crops/s over ``seconds`` of back-to-back batches of ``batch`` crops (after one warm-up run)."""
+        return float(self._ask(f"time {batch} {seconds}")["crops_per_s"])
+
+    def close(self) -> float:
+        """Stop the runner; returns its peak resident memory in MB."""
+        try:
+            return float(self._ask("quit")["peak_rss_mb"])
+        finally:
+            self.process.wait(timeout=30)
+            self.stderr.close()

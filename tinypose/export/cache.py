@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ENV_EXPORT_CACHE", "export_cache_dir", "state_dict_sha256", "cache_key", "cached_artifact"]
+__all__ = ["ENV_EXPORT_CACHE", "cache_key", "cached_artifact", "export_cache_dir", "state_dict_sha256"]
 
 ENV_EXPORT_CACHE = "TINYPOSE_EXPORT_CACHE"
 CACHE_FORMAT = 1

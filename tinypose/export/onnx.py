@@ -24,7 +24,7 @@ from torch import nn
 from ..models.fuse import ConvAct, FoldedShuffleUnit, FusedTinyPose, fuse_model
 from ..models.tinypose import TinyPose
 
-__all__ = ["DEFAULT_OPSET", "EXPORTERS", "build_onnx", "export_onnx", "check_onnx", "INPUT_NAME", "OUTPUT_NAME"]
+__all__ = ["DEFAULT_OPSET", "EXPORTERS", "INPUT_NAME", "OUTPUT_NAME", "build_onnx", "check_onnx", "export_onnx"]
 
 DEFAULT_OPSET = 17
 """Resize with ``align_corners`` needs >= 11, Split with a sizes input >= 13; 17 is read by

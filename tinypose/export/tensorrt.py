@@ -26,7 +26,7 @@ from .backends import Backend, BackendUnavailable, _require_cuda, onnx_for
 from .cache import cached_artifact, export_cache_dir
 from .onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
 
-__all__ = ["TensorRTBackend", "build_engine", "import_tensorrt", "DEFAULT_PROFILE"]
+__all__ = ["DEFAULT_PROFILE", "TensorRTBackend", "build_engine", "import_tensorrt"]
 
 logger = logging.getLogger("tinypose")
 DEFAULT_PROFILE = (1, 8, 64)
@@ -90,7 +90,8 @@ def build_engine(
     if serialized is None:
         raise RuntimeError(f"{onnx_path}: TensorRT {trt.__version__} failed to build an engine (see its log above)")
     engine_path = Path(engine_path)
-    engine_path.write_bytes(bytes(serialized))
+    with engine_path.open("wb") as file:
+        file.write(serialized)  # IHostMemory exposes the buffer protocol
     return engine_path
 
 

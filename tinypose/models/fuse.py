@@ -22,6 +22,7 @@ Two levels, each measured in ``benchmarks/bench_backends.py``:
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from .litehrnet import ConvNorm, LiteHRNet, LiteHRNetModule, ShuffleUnit, Stem
+from .litehrnet import LiteHRNet, LiteHRNetModule, ShuffleUnit, Stem
 from .tinypose import TinyPose
 
 __all__ = ["ConvAct", "FoldedShuffleUnit", "FusedTinyPose", "fuse_batchnorm", "fuse_model"]
@@ -70,7 +71,7 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
         if not isinstance(module, nn.Sequential):
             continue
         names = list(module._modules)
-        for first, second in zip(names, names[1:]):
+        for first, second in itertools.pairwise(names):
             conv, norm = module._modules[first], module._modules[second]
             if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
                 module._modules[first] = _fold_conv_bn(conv, norm)
