@@ -104,10 +104,8 @@ def test_export_refuses_old_opsets(fixture_models) -> None:
 
 
 @pytest.mark.slow
-def test_torch_dynamo_exporter_agrees(fixture_models, paddle_batches, tmp_path, request) -> None:
+def test_torch_dynamo_exporter_agrees(fixture_models, paddle_batches, tmp_path) -> None:
     """torch.onnx (dynamo) on the original model, independent of our lowering; ~30-60 s on 2 cores."""
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("slow (torch.onnx dynamo export); run with -m slow")
     path = export_onnx(fixture_models["128x96"], tmp_path / "dynamo.onnx", exporter="torch")
     x, paddle_heatmaps = paddle_batches["128x96"][7]
     assert np.abs(_session(path).run(None, {"image": x})[0] - paddle_heatmaps).max() <= PADDLE_TOLERANCE["128x96"]
