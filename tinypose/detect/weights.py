@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from ..weights.errors import WeightsError
-from ..weights.mapping import BN_EPS, paddle_to_torch_name
+from ..weights.loader import check_state_dict, detect_format, shift_batchnorm_state, single_file
+from ..weights.mapping import paddle_to_torch_name
 from ..weights.openvino_ir import IRGraph, IRLayer
 from .picodet import PicoDet, get_detector_spec
 
@@ -138,10 +139,7 @@ def state_from_ir_convs(
         if ir.shift.shape != (channels,):
             raise WeightsError(f"{source}: shift after IR conv {ir.name} has {ir.shift.size} values, expected {channels}")
         state[f"{conv_name}.weight"] = ir.weight
-        state[f"{norm_name}.weight"] = np.ones(channels, np.float32)
-        state[f"{norm_name}.bias"] = ir.shift
-        state[f"{norm_name}.running_mean"] = np.zeros(channels, np.float32)
-        state[f"{norm_name}.running_var"] = np.full(channels, 1.0 - BN_EPS, np.float32)
+        state.update(shift_batchnorm_state(norm_name, ir.shift))
     for conv_name, ir in zip(biased, ir_biased):
         _check_conv(convs[conv_name], ir, conv_name, source)
         state[f"{conv_name}.weight"] = ir.weight
@@ -284,36 +282,6 @@ def state_from_pdparams(arrays: dict[str, np.ndarray], model: PicoDet, source: s
     return state
 
 
-def _strict_state(arrays: dict[str, np.ndarray], model: nn.Module, source: str) -> dict[str, torch.Tensor]:
-    expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    missing = [k for k in expected if k not in arrays]
-    extra = [k for k in arrays if k not in expected and not k.endswith("num_batches_tracked")]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (first: {missing[0]})")
-        if extra:
-            parts.append(f"{len(extra)} unexpected (first: {extra[0]})")
-        raise WeightsError(f"{source}: tensors do not match {type(model).__name__}: {'; '.join(parts)}")
-    state: dict[str, torch.Tensor] = {}
-    for name, reference in expected.items():
-        array = np.asarray(arrays[name])
-        if tuple(array.shape) != tuple(reference.shape):
-            raise WeightsError(
-                f"{source}: tensor {name} has shape {tuple(array.shape)}, the model expects {tuple(reference.shape)}"
-            )
-        if not np.issubdtype(array.dtype, np.floating):
-            raise WeightsError(f"{source}: tensor {name} has dtype {array.dtype}, expected floating point")
-        tensor = torch.from_numpy(np.array(array, dtype=np.float32)).reshape(reference.shape)  # keeps 0-d
-        if not torch.isfinite(tensor).all():
-            raise WeightsError(f"{source}: tensor {name} contains NaN or infinity")
-        state[name] = tensor
-    for name, value in model.state_dict().items():
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.zeros_like(value)
-    return state
-
-
 def _resolve_path(model: PicoDet, source: bool | str | Path) -> Path:
     if source is True:
         from ..weights.hub import resolve_pretrained
@@ -331,8 +299,6 @@ DETECTOR_SIZES_IN_NAMES = ("_192_", "_320_")
 
 def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Tensor]:
     """Read ``path`` (OpenVINO IR ``.xml`` or its folder, ``.pdparams``, ``.safetensors``) for ``model_name``."""
-    from ..weights.loader import _single, detect_format
-
     model = PicoDet(get_detector_spec(model_name))
     path = Path(path)
     kind = detect_format(path)
@@ -342,38 +308,36 @@ def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Te
         raise WeightsError(f"{path}: the file name says {other[0].strip('_')} but the detector is {model.spec.name}")
     if kind == "openvino":
         if path.is_dir():
-            path = _single(path, ".xml")
+            path = single_file(path, ".xml")
         convs, constants = read_detector_ir(path)
         arrays = state_from_ir_convs(model, convs, constants, str(path))
     elif kind == "pdparams":
         from ..weights.pdparams import read_pdparams
 
         if path.is_dir():
-            path = _single(path, ".pdparams")
+            path = single_file(path, ".pdparams")
         arrays = state_from_pdparams(read_pdparams(path), model, str(path))
     elif kind == "safetensors":
         from ..weights.safetensors_io import read_safetensors
 
         if path.is_dir():
-            path = _single(path, ".safetensors")
+            path = single_file(path, ".safetensors")
         raw = read_safetensors(path)
         if raw.model_name and raw.model_name != model.spec.name:
             raise WeightsError(f"{path}: these weights are for {raw.model_name}, not {model.spec.name}")
         arrays = raw.arrays
     else:
         raise WeightsError(f"{source}: PP-PicoDet weights are read from OpenVINO IR, .pdparams or .safetensors, not {kind}")
-    return _strict_state(arrays, model, str(path))
+    return check_state_dict(arrays, model, path)
 
 
 def _tensor_files(path: Path) -> tuple[Path, Path | None]:
     """(file holding the tensors, graph file or ``None``) for provenance metadata."""
-    from ..weights.loader import _single, detect_format
-
     if detect_format(path) == "openvino":
-        xml = _single(path, ".xml") if path.is_dir() else path.with_suffix(".xml")
+        xml = single_file(path, ".xml") if path.is_dir() else path.with_suffix(".xml")
         return xml.with_suffix(".bin"), xml
     if path.is_dir():
-        path = _single(path, ".pdparams") if any(path.glob("*.pdparams")) else _single(path, ".safetensors")
+        path = single_file(path, ".pdparams") if any(path.glob("*.pdparams")) else single_file(path, ".safetensors")
     return path, None
 
 
@@ -394,12 +358,10 @@ def detector_name_for(source: str | Path, model_name: str | None = None) -> str 
     for size in DETECTOR_SIZES_IN_NAMES:
         if size in path.as_posix():
             return get_detector_spec(size.strip("_")).name
-    from ..weights.loader import _single, detect_format
-
     if detect_format(path) == "openvino":
         from ..weights.openvino_ir import read_ir_graph
 
-        graph = read_ir_graph(_single(path, ".xml") if path.is_dir() else path.with_suffix(".xml"))
+        graph = read_ir_graph(single_file(path, ".xml") if path.is_dir() else path.with_suffix(".xml"))
         shapes = [port.shape for layer in graph.parameters for port in layer.outputs]
         if len(shapes) == 1 and len(shapes[0]) == 4:
             try:
@@ -412,7 +374,7 @@ def detector_name_for(source: str | Path, model_name: str | None = None) -> str 
 def convert_detector(source: str | Path, output: str | Path, model_name: str, force: bool = False) -> Path:
     """Write PP-PicoDet weights from any supported ``source`` to ``output`` (safetensors, with provenance)."""
     from .. import __version__
-    from ..weights.loader import detect_format, sha256_of
+    from ..weights.loader import sha256_of
     from ..weights.safetensors_io import save_safetensors
 
     source, output = Path(source), Path(output)

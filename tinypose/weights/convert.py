@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import WeightsError
-from .loader import RawWeights, _check_variant, read_weights, sha256_of, to_torch_state
+from .loader import RawWeights, check_variant, read_weights, sha256_of, to_torch_state
 from .safetensors_io import save_safetensors
 
 __all__ = ["convert", "infer_model_name", "source_files"]
@@ -81,7 +81,7 @@ def convert(
     if output.exists() and output.resolve() in {p.resolve() for p in source_files(raw) if p is not None}:
         raise WeightsError(f"{output}: is the source itself; choose another output path")
     name = infer_model_name(raw, model_name)
-    _check_variant(raw, name)
+    check_variant(raw, name)
     state = to_torch_state(raw, TinyPose(get_spec(name)))
     tensors_file, program_file = source_files(raw)
     metadata = {

@@ -19,7 +19,19 @@ import torch
 from .errors import WeightsError
 from .mapping import BN_EPS, paddle_to_torch_name, rename, static_name_table
 
-__all__ = ["RawWeights", "detect_format", "read_weights", "load_state_dict", "sha256_of", "FORMATS"]
+__all__ = [
+    "FORMATS",
+    "RawWeights",
+    "check_state_dict",
+    "check_variant",
+    "detect_format",
+    "load_state_dict",
+    "read_weights",
+    "sha256_of",
+    "shift_batchnorm_state",
+    "single_file",
+    "to_torch_state",
+]
 
 FORMATS = ("safetensors", "pdparams", "paddle_inference", "openvino", "lightning")
 
@@ -89,13 +101,13 @@ def read_weights(path: str | Path) -> RawWeights:
         from .pdparams import read_pdparams
 
         if path.is_dir():
-            path = _single(path, ".pdparams")
+            path = single_file(path, ".pdparams")
         return RawWeights(path, kind, read_pdparams(path), "structured")
     if kind == "safetensors":
         from .safetensors_io import read_safetensors
 
         if path.is_dir():
-            path = _single(path, ".safetensors")
+            path = single_file(path, ".safetensors")
         return read_safetensors(path)
     if kind == "paddle_inference":
         from .paddle_inference import read_paddle_inference
@@ -110,14 +122,16 @@ def read_weights(path: str | Path) -> RawWeights:
     return read_openvino_ir(path)
 
 
-def _single(folder: Path, suffix: str) -> Path:
+def single_file(folder: Path, suffix: str) -> Path:
+    """The one ``*suffix`` file in ``folder``; a :class:`WeightsError` when there are none or several."""
     files = sorted(folder.glob(f"*{suffix}"))
     if len(files) != 1:
         raise WeightsError(f"{folder}: expected exactly one {suffix} file, found {len(files)}")
     return files[0]
 
 
-def _check_variant(raw: RawWeights, model_name: str) -> None:
+def check_variant(raw: RawWeights, model_name: str) -> None:
+    """Refuse weights that say (in metadata, input shape or file name) they are for another variant."""
     from ..models.tinypose import get_spec
 
     spec = get_spec(model_name)
@@ -147,7 +161,16 @@ def to_torch_state(raw: RawWeights, model: torch.nn.Module) -> dict[str, torch.T
             arrays.update(_unfold_batchnorm(model, shifts, str(raw.source)))
     elif raw.naming != "torch":
         raise WeightsError(f"{raw.source}: unknown naming {raw.naming!r}")
+    return check_state_dict(arrays, model, raw.source)
 
+
+def check_state_dict(arrays: dict[str, np.ndarray], model: torch.nn.Module, source: str | Path) -> dict[str, torch.Tensor]:
+    """``arrays`` as a complete float32 state dict for ``model``, or a :class:`WeightsError` naming ``source``.
+
+    Strict: every tensor of ``model`` present, nothing extra, the same shapes, floating point and
+    finite values; ``num_batches_tracked`` counters are zero. Shared by the pose and detector loaders
+    so that a bad file is rejected the same way before anything is loaded.
+    """
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     missing = [k for k in expected if k not in arrays]
     extra = [k for k in arrays if k not in expected and not k.endswith("num_batches_tracked")]
@@ -157,24 +180,36 @@ def to_torch_state(raw: RawWeights, model: torch.nn.Module) -> dict[str, torch.T
             parts.append(f"{len(missing)} missing (first: {missing[0]})")
         if extra:
             parts.append(f"{len(extra)} unexpected (first: {extra[0]})")
-        raise WeightsError(f"{raw.source}: tensors do not match {type(model).__name__}: {'; '.join(parts)}")
+        raise WeightsError(f"{source}: tensors do not match {type(model).__name__}: {'; '.join(parts)}")
     state: dict[str, torch.Tensor] = {}
     for name, reference in expected.items():
         array = np.asarray(arrays[name])
         if tuple(array.shape) != tuple(reference.shape):
             raise WeightsError(
-                f"{raw.source}: tensor {name} has shape {tuple(array.shape)}, the model expects {tuple(reference.shape)}"
+                f"{source}: tensor {name} has shape {tuple(array.shape)}, the model expects {tuple(reference.shape)}"
             )
         if not np.issubdtype(array.dtype, np.floating):
-            raise WeightsError(f"{raw.source}: tensor {name} has dtype {array.dtype}, expected floating point")
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            raise WeightsError(f"{source}: tensor {name} has dtype {array.dtype}, expected floating point")
+        tensor = torch.from_numpy(np.array(array, dtype=np.float32))  # a copy; keeps 0-d buffers 0-d
         if not torch.isfinite(tensor).all():
-            raise WeightsError(f"{raw.source}: tensor {name} contains NaN or infinity")
+            raise WeightsError(f"{source}: tensor {name} contains NaN or infinity")
         state[name] = tensor
     for name, value in model.state_dict().items():
         if name.endswith("num_batches_tracked"):
             state[name] = torch.zeros_like(value)
     return state
+
+
+def shift_batchnorm_state(norm_name: str, shift: np.ndarray) -> dict[str, np.ndarray]:
+    """State of the BatchNorm ``norm_name`` that computes ``x + shift``, for sources with BatchNorm
+    folded into the preceding conv (weight 1, bias ``shift``, mean 0, variance ``1 - eps``)."""
+    channels = shift.shape[0]
+    return {
+        f"{norm_name}.weight": np.ones(channels, np.float32),
+        f"{norm_name}.bias": shift,
+        f"{norm_name}.running_mean": np.zeros(channels, np.float32),
+        f"{norm_name}.running_var": np.full(channels, 1.0 - BN_EPS, np.float32),
+    }
 
 
 def _unfold_batchnorm(
@@ -193,10 +228,7 @@ def _unfold_batchnorm(
         channels = modules[norm].num_features  # type: ignore[union-attr]
         if shift.shape != (channels,):
             raise WeightsError(f"{source}: shift for {key} has {shift.size} values, expected {channels}")
-        out[f"{norm}.weight"] = np.ones(channels, np.float32)
-        out[f"{norm}.bias"] = shift
-        out[f"{norm}.running_mean"] = np.zeros(channels, np.float32)
-        out[f"{norm}.running_var"] = np.full(channels, 1.0 - BN_EPS, np.float32)
+        out.update(shift_batchnorm_state(norm, shift))
     return out
 
 
@@ -205,5 +237,5 @@ def load_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Tensor
     from ..models.tinypose import TinyPose, get_spec
 
     raw = read_weights(path)
-    _check_variant(raw, model_name)
+    check_variant(raw, model_name)
     return to_torch_state(raw, TinyPose(get_spec(model_name)))
