@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.litehrnet import ConvNorm
-from ..models.tinypose import IMAGENET_MEAN, IMAGENET_STD, WeightSource
+from ..models.tinypose import IMAGENET_MEAN, IMAGENET_STD, OPENVINO_IR_REPO, WeightSource
 from .lcnet import LCNet
 from .lcpan import LCPAN, DPModule
 
@@ -201,12 +201,11 @@ class PicoDet(nn.Module):
 
 
 _PADDLEDET_WEIGHTS = "https://bj.bcebos.com/v1/paddledet/models/keypoint/tinypose_enhance"
-_IR_REPO = "https://github.com/guojin-yan/Csharp_and_OpenVINO_deploy_PP-TinyPose/raw/0f6a4845d37b5b16edacbb76f1b1debb39e28a11"
 
 
 def _sources(size: int, xml_sha: str, bin_sha: str) -> tuple[WeightSource, ...]:
     name = f"picodet_s_{size}_lcnet_pedestrian"
-    ir_dir = f"{_IR_REPO}/model/picodet_v2_s_{size}_pedestrian/ir_fp16"
+    ir_dir = f"{OPENVINO_IR_REPO}/model/picodet_v2_s_{size}_pedestrian/ir_fp16"
     return (
         WeightSource(
             url=f"{_PADDLEDET_WEIGHTS}/{name}.pdparams",
@@ -215,13 +214,12 @@ def _sources(size: int, xml_sha: str, bin_sha: str) -> tuple[WeightSource, ...]:
             format="pdparams",
             description="PaddleDetection PP-PicoDet pedestrian checkpoint (PP-TinyPose enhanced release)",
         ),
-        WeightSource(
-            url=f"{ir_dir}/{name}.xml",
-            sha256=xml_sha,
-            filename=f"{name}_openvino/{name}.xml",
-            format="openvino",
-            description="the same detector as OpenVINO IR (fp16, BatchNorm folded, no NMS)",
-            companions=((f"{ir_dir}/{name}.bin", bin_sha, f"{name}_openvino/{name}.bin"),),
+        WeightSource.openvino_ir(
+            f"{ir_dir}/{name}.xml",
+            xml_sha,
+            bin_sha,
+            f"{name}_openvino/{name}.xml",
+            "the same detector as OpenVINO IR (fp16, BatchNorm folded, no NMS)",
         ),
     )
 

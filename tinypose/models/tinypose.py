@@ -24,6 +24,9 @@ __all__ = [
     "COCO_FLIP_PAIRS",
     "COCO_SKELETON",
     "COCO_SIGMAS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "OPENVINO_IR_REPO",
     "build_model",
     "get_spec",
     "list_models",
@@ -51,7 +54,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class WeightSource:
-    """One downloadable file of a weight release; ``files`` lists companions (IR ``.bin``)."""
+    """One downloadable file of a weight release, with the files that must sit next to it."""
 
     url: str
     sha256: str | None
@@ -59,7 +62,13 @@ class WeightSource:
     format: str
     description: str = ""
     companions: tuple[tuple[str, str, str], ...] = ()
-    """(url, sha256, filename) of files that must sit next to ``filename``."""
+    """(url, sha256, filename) of files that must sit next to ``filename`` (an IR's ``.bin``)."""
+
+    @classmethod
+    def openvino_ir(cls, xml_url: str, xml_sha256: str, bin_sha256: str, filename: str, description: str) -> WeightSource:
+        """An OpenVINO IR release: the ``.xml`` and, as its companion, the ``.bin`` of the same URL and name stem."""
+        companion = (xml_url.removesuffix(".xml") + ".bin", bin_sha256, filename.removesuffix(".xml") + ".bin")
+        return cls(xml_url, xml_sha256, filename, "openvino", description, companions=(companion,))
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,8 @@ class ModelSpec:
 
 
 _PADDLEX_PRETRAINED = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model"
-_IR_REPO = "https://github.com/guojin-yan/Csharp_and_OpenVINO_deploy_PP-TinyPose/raw/0f6a4845d37b5b16edacbb76f1b1debb39e28a11"
+OPENVINO_IR_REPO = "https://github.com/guojin-yan/Csharp_and_OpenVINO_deploy_PP-TinyPose/raw/0f6a4845d37b5b16edacbb76f1b1debb39e28a11"
+"""Pinned repository holding the OpenVINO IRs of the PaddleDetection PP-TinyPose and PP-PicoDet releases."""
 
 
 def _sources(name: str, ir_dir: str, xml_sha: str, bin_sha: str) -> tuple[WeightSource, ...]:
@@ -110,13 +120,12 @@ def _sources(name: str, ir_dir: str, xml_sha: str, bin_sha: str) -> tuple[Weight
             format="pdparams",
             description="PaddleX official pretrained checkpoint",
         ),
-        WeightSource(
-            url=f"{_IR_REPO}/model/{ir_dir}/ir_fp16/model.xml",
-            sha256=xml_sha,
-            filename=f"{name}_openvino/model.xml",
-            format="openvino",
-            description="PaddleDetection enhanced PP-TinyPose as OpenVINO IR (fp16, BatchNorm folded)",
-            companions=((f"{_IR_REPO}/model/{ir_dir}/ir_fp16/model.bin", bin_sha, f"{name}_openvino/model.bin"),),
+        WeightSource.openvino_ir(
+            f"{OPENVINO_IR_REPO}/model/{ir_dir}/ir_fp16/model.xml",
+            xml_sha,
+            bin_sha,
+            f"{name}_openvino/model.xml",
+            "PaddleDetection enhanced PP-TinyPose as OpenVINO IR (fp16, BatchNorm folded)",
         ),
     )
 
