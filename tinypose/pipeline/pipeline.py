@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
+from ..boxes import Detector, parse_boxes
 from ..detect import PersonDetector, create_detector, get_detector_spec
 from ..models.tinypose import ModelSpec
 from ..predict import KeypointPredictor, KeypointResult, create_model
@@ -40,33 +41,6 @@ _DEFAULT: Any = object()
 
 PIPELINES = ("human_keypoint_detection",)
 """Pipeline names :func:`create_pipeline` knows (PaddleX's)."""
-
-Detector = Callable[[np.ndarray], Any]
-"""Any person detector: ``detector(image_bgr) -> boxes`` as an ``[M, 4|5]`` array of ``x1, y1, x2, y2[,
-score]`` or a list of PaddleX detection dicts ``{"coordinate": [x1, y1, x2, y2], "score": s}``."""
-
-
-def _boxes_array(output: Any, source: str) -> np.ndarray:
-    """A detector's output for one image -> float64 ``[M, 5]`` (x1, y1, x2, y2, score; 1.0 when absent)."""
-    if output is None:
-        return np.zeros((0, 5))
-    rows = []
-    for index, box in enumerate(list(output)):
-        if isinstance(box, Mapping):
-            if "coordinate" not in box:
-                raise ValueError(f"{source}: detection {index} is a dict without 'coordinate'")
-            values = [*list(box["coordinate"])[:4], box.get("score", box.get("det_score", 1.0))]
-        else:
-            values = list(np.asarray(box, dtype=np.float64).reshape(-1))
-            if len(values) not in (4, 5):
-                raise ValueError(f"{source}: detection {index} has {len(values)} numbers; expected x1, y1, x2, y2[, score]")
-            values += [1.0] * (5 - len(values))
-        row = np.asarray(values, dtype=np.float64)
-        if not np.isfinite(row).all():
-            raise ValueError(f"{source}: detection {index} {row.tolist()} is not finite")
-        rows.append(row)
-    return np.stack(rows) if rows else np.zeros((0, 5))
-
 
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     """PaddleX's detection post-processing: clip to ``[0, w] x [0, h]``, drop boxes left empty."""
@@ -159,14 +133,21 @@ class KeypointPipeline:
     def __call__(self, input: Any, **kwargs: Any) -> Iterator[PipelineResult]:
         return self.predict(input, **kwargs)
 
-    def detect(self, images: Sequence[np.ndarray], det_threshold: float | None) -> list[np.ndarray]:
-        """``[M, 5]`` boxes (x1, y1, x2, y2, score) per BGR image, above ``det_threshold``."""
+    def detect(
+        self, images: Sequence[np.ndarray], det_threshold: float | None, names: Sequence[str] | None = None
+    ) -> list[np.ndarray]:
+        """``[M, 5]`` boxes (x1, y1, x2, y2, score) per BGR image, above ``det_threshold``.
+
+        A callable detector's output is read by :func:`~tinypose.boxes.parse_boxes` (a missing score
+        counts as 1); ``names`` say which input a bad output came from.
+        """
         if isinstance(self.detector, PersonDetector):
             found = self.detector.detect(list(images), threshold=det_threshold, batch_size=len(images))
             return [rows.astype(np.float64) for rows in found]
         out = []
         for index, image in enumerate(images):
-            boxes = _boxes_array(self.detector(image), f"detector output for image {index}")
+            name = names[index] if names is not None else f"image {index}"
+            boxes = parse_boxes(self.detector(image), f"{name}: detector output", default_score=1.0, require_extent=False)
             out.append(boxes if det_threshold is None else boxes[boxes[:, 4] > det_threshold])
         return out
 
@@ -219,7 +200,7 @@ class KeypointPipeline:
         self, items: list[InputItem], threshold: float | None, trackers: dict[int, PoseTracker]
     ) -> Iterator[PipelineResult]:
         images = [item.image for item in items]
-        detections = self.detect(images, threshold)
+        detections = self.detect(images, threshold, [item.name for item in items])
         if self.clip:
             detections = [clip_boxes(d, img.shape[1], img.shape[0]) for d, img in zip(detections, images)]
         posed = list(self.pose.predict(images, batch_size=len(images), boxes=detections))

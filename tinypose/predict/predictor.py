@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..boxes import parse_boxes
 from ..codec import HeatmapCodec
 from ..crop import (
     box_xyxy_to_center_scale,
@@ -51,8 +52,9 @@ Backend = Callable[[torch.Tensor], torch.Tensor]
 
 BoxesArg = Any
 """Person boxes: per image an ``[M, 4|5]`` array/list of ``x1, y1, x2, y2[, score]``, or PaddleX
-detection dicts ``{"coordinate": [...], "score": s}``; for several images a sequence of those, or a
-callable ``boxes(image_bgr) -> boxes``."""
+detection dicts ``{"coordinate": [...], "score": s}`` (see :func:`tinypose.boxes.parse_boxes`); for
+several images a sequence of those; or a detector, ``boxes(image_bgr) -> boxes``
+(:data:`tinypose.boxes.Detector`), called on each image in BGR order."""
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -62,28 +64,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if isinstance(device, str) and device.lower().startswith("gpu"):
         device = "cuda" + device[3:]
     return torch.device(device)
-
-
-def _parse_boxes(boxes: Any, source: str) -> np.ndarray:
-    """One image's boxes -> float64 ``[M, 5]`` (x1, y1, x2, y2, score; NaN score when not given)."""
-    if isinstance(boxes, np.ndarray) and boxes.ndim == 2 and boxes.shape[0] == 0:
-        return np.zeros((0, 5))
-    rows = []
-    for index, box in enumerate(list(boxes)):
-        if isinstance(box, dict):
-            if "coordinate" not in box:
-                raise ValueError(f"{source}: box {index} is a dict without 'coordinate'")
-            values = [*list(box["coordinate"])[:4], box.get("score", box.get("det_score", np.nan))]
-        else:
-            values = list(np.asarray(box, dtype=np.float64).reshape(-1))
-            if len(values) not in (4, 5):
-                raise ValueError(f"{source}: box {index} has {len(values)} numbers; expected x1, y1, x2, y2[, score]")
-            values = values + [np.nan] * (5 - len(values))
-        row = np.asarray(values, dtype=np.float64)
-        if not np.isfinite(row[:4]).all() or row[2] <= row[0] or row[3] <= row[1]:
-            raise ValueError(f"{source}: box {index} {row[:4].tolist()} is not a finite x1, y1, x2, y2 box with x2 > x1, y2 > y1")
-        rows.append(row)
-    return np.stack(rows) if rows else np.zeros((0, 5))
 
 
 def _is_single_image(inputs: Any) -> bool:
@@ -201,9 +181,9 @@ class KeypointPredictor:
         if boxes is None:
             return lambda index, item: None
         if callable(boxes):
-            return lambda index, item: _parse_boxes(boxes(item.image), item.name)
+            return lambda index, item: parse_boxes(boxes(item.image), item.name)
         if _is_single_image(inputs):
-            return lambda index, item: _parse_boxes(boxes, item.name)
+            return lambda index, item: parse_boxes(boxes, item.name)
         per_image = list(boxes)
 
         def provider(index: int, item: InputItem) -> np.ndarray:
@@ -211,7 +191,7 @@ class KeypointPredictor:
                 raise ValueError(
                     f"boxes has {len(per_image)} entries but the input has more images ({item.name} is number {index + 1})"
                 )
-            return _parse_boxes(per_image[index], item.name)
+            return parse_boxes(per_image[index], item.name)
 
         return provider
 

@@ -1,0 +1,86 @@
+"""Person boxes as users and detectors give them, turned into one checked array per image.
+
+One parser serves every place that takes boxes: ``create_model(...).predict(boxes=...)``, the
+multi-person pipeline's detector and the evaluation's ``boxes=<detector>``. A detector is any
+callable ``detector(image_bgr) -> boxes`` that takes the image as ``cv2.imread`` and PaddleX give
+it: uint8 ``[H, W, 3]`` in **BGR** order (:class:`tinypose.detect.PersonDetector` is one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Detector", "parse_boxes"]
+
+Detector = Callable[[np.ndarray], Any]
+"""``detector(image_bgr) -> boxes``: a BGR uint8 ``[H, W, 3]`` image in, anything :func:`parse_boxes`
+reads out (an ``[M, 4|5]`` array of ``x1, y1, x2, y2[, score]`` or PaddleX detection dicts)."""
+
+
+def parse_boxes(
+    boxes: Any, source: str, default_score: float | None = math.nan, require_extent: bool = True
+) -> np.ndarray:
+    """One image's person boxes -> float64 ``[M, 5]`` rows ``x1, y1, x2, y2, score`` in image pixels.
+
+    ``boxes``: an ``[M, 4|5]`` array, tensor or list of ``x1, y1, x2, y2[, score]``; PaddleX detection
+    dicts ``{"coordinate": [x1, y1, x2, y2], "score": s}`` (or ``det_score``); a detection result
+    holding those under ``"boxes"`` (a mapping, or an object with PaddleX's ``.json``); ``None`` for
+    none. A missing score becomes ``default_score`` (``None``: a score is required). Coordinates and
+    given scores must be finite; with ``require_extent``, ``x2 > x1`` and ``y2 > y1``. Errors name
+    ``source`` (the image) and the box.
+    """
+    if boxes is None:
+        return np.zeros((0, 5))
+    if isinstance(getattr(boxes, "json", None), Mapping):
+        boxes = boxes.json.get("res", boxes.json)
+    if isinstance(boxes, Mapping):
+        if "boxes" not in boxes:
+            raise ValueError(f"{source}: boxes given as a mapping without 'boxes' (keys: {', '.join(map(str, boxes))})")
+        boxes = boxes["boxes"]
+    if hasattr(boxes, "detach"):  # a torch tensor, possibly on the GPU
+        boxes = boxes.detach().cpu().numpy()
+    if isinstance(boxes, np.ndarray):
+        if boxes.size == 0:
+            return np.zeros((0, 5))
+        boxes = boxes.reshape(-1, boxes.shape[-1])  # one flat box, or a leading batch dimension
+    if isinstance(boxes, (str, bytes)) or not hasattr(boxes, "__iter__"):
+        raise ValueError(f"{source}: boxes must be an [M, 4|5] array or a list of boxes, not {type(boxes).__name__}")
+    rows = [_parse_box(box, index, source, default_score, require_extent) for index, box in enumerate(boxes)]
+    return np.stack(rows) if rows else np.zeros((0, 5))
+
+
+def _parse_box(box: Any, index: int, source: str, default_score: float | None, require_extent: bool) -> np.ndarray:
+    try:
+        if isinstance(box, Mapping):
+            if "coordinate" not in box:
+                raise ValueError(f"{source}: box {index} is a dict without 'coordinate' (x1, y1, x2, y2)")
+            coordinate = np.asarray(box["coordinate"], dtype=np.float64).reshape(-1)
+            if len(coordinate) < 4:
+                raise ValueError(f"{source}: box {index} has a 'coordinate' of {len(coordinate)} numbers; expected x1, y1, x2, y2")
+            score = box.get("score", box.get("det_score"))
+            values = [*coordinate[:4], *([] if score is None else [float(score)])]
+        else:
+            values = list(np.asarray(box, dtype=np.float64).reshape(-1))
+            if len(values) not in (4, 5):
+                raise ValueError(f"{source}: box {index} has {len(values)} numbers; expected x1, y1, x2, y2[, score]")
+    except (TypeError, ValueError) as error:
+        if str(error).startswith(f"{source}: "):
+            raise
+        raise ValueError(f"{source}: box {index} ({box!r:.80}) is not numbers x1, y1, x2, y2[, score]") from error
+    score_given = len(values) == 5
+    if not score_given:
+        if default_score is None:
+            raise ValueError(f"{source}: box {index} has no score; expected x1, y1, x2, y2, score")
+        values.append(default_score)
+    row = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(row[:4]).all():
+        raise ValueError(f"{source}: box {index} {row[:4].tolist()} has a coordinate that is not finite")
+    if score_given and not np.isfinite(row[4]):
+        raise ValueError(f"{source}: box {index} has score {row[4]}; expected a finite number")
+    if require_extent and (row[2] <= row[0] or row[3] <= row[1]):
+        raise ValueError(f"{source}: box {index} {row[:4].tolist()} is not an x1, y1, x2, y2 box with x2 > x1, y2 > y1")
+    return row
