@@ -78,9 +78,11 @@ def test_photos_people_and_paddlex_surface(
 def test_custom_detector_threshold_and_pictures(photos_dir: Path, pose_weights: Path, tmp_path: Path) -> None:
     pose = create_model("PP-TinyPose_128x96", model_dir=pose_weights, device="cpu")
     boxes = [{"coordinate": [-20.0, 10.0, 200.0, 290.0], "score": 0.9}, {"coordinate": [250, 90, 330, 260], "score": 0.4}]
-    pipeline = create_pipeline(detector=lambda image: boxes, pose=pose)
+    seen = []
+    pipeline = create_pipeline(detector=lambda image: seen.append(image) or boxes, pose=pose)
     image = cv2.imread(str(photos_dir / "demo_7.jpg"))
-    result = next(pipeline.predict(image))
+    result = next(pipeline.predict(str(photos_dir / "demo_7.jpg")))
+    np.testing.assert_array_equal(seen[0], image)  # a detector callable gets the BGR image, as cv2.imread gives it
     assert [p["coordinate"] for p in result["boxes"]] == [[0.0, 10.0, 200.0, 290.0]]  # clipped as PaddleX
     assert len(next(pipeline.predict(image, det_threshold=0.3))["boxes"]) == 2
     picture = result.save_to_img(tmp_path / "out.png")

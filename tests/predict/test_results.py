@@ -109,8 +109,13 @@ def test_boxes_per_image_and_from_a_callable(predictors, e2e_dir: Path) -> None:
     per_image = [[[10, 10, 200, 300]], [[50, 50, 400, 500], [0, 0, 100, 100]]]
     results = list(predictors[False].predict(folder, batch_size=2, boxes=per_image))
     assert [len(r["kpts"]) for r in results] == [1, 2]
-    called = list(predictors[False].predict(folder, boxes=lambda image: [[0, 0, image.shape[1] / 2, image.shape[0] / 2]]))
+    seen = []
+    called = list(predictors[False].predict(
+        folder, boxes=lambda image: seen.append(image) or [[0, 0, image.shape[1] / 2, image.shape[0] / 2]]
+    ))
     assert [r["kpts"][0]["coordinate"][2] for r in called] == [359 / 2, 841 / 2]
+    first = sorted(Path(folder).iterdir())[0]
+    np.testing.assert_array_equal(seen[0], cv2.imread(str(first)))  # a boxes callable gets BGR images
     with pytest.raises(ValueError, match="boxes has 1 entries"):
         list(predictors[False].predict(folder, boxes=per_image[:1]))
 

@@ -116,13 +116,14 @@ def test_detector_boxes_from_file_and_from_a_callable_agree(
     det_file = tmp_path / "detections.json"
     det_file.write_text(json.dumps(detections))
     by_pixels = {
-        hashlib.sha1(read_image(str(coco_dev_paddlex / "images" / image["file_name"])).tobytes()).hexdigest(): image["id"]
+        hashlib.sha1(read_image(str(coco_dev_paddlex / "images" / image["file_name"]), bgr=True).tobytes()).hexdigest(): image["id"]
         for image in data["images"]
     }
     calls = []
 
     def detector(image: np.ndarray) -> np.ndarray:
-        """Returns the detections of the image it is shown as an [N,5] (x1, y1, x2, y2, score) array."""
+        """Returns the detections of the image it is shown (recognised by its BGR pixels, the convention
+        of every detector callable) as an [N,5] (x1, y1, x2, y2, score) array."""
         image_id = by_pixels[hashlib.sha1(image.tobytes()).hexdigest()]
         calls.append(image_id)
         rows = [d for d in detections if d["image_id"] == image_id]

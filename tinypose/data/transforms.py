@@ -58,12 +58,13 @@ class TrainSample:
     rotation: float = 0.0
 
 
-def read_image(path: str) -> np.ndarray:
-    """Decode an image as RGB uint8 the way PaddleDetection does (OpenCV, EXIF orientation ignored)."""
+def read_image(path: str, bgr: bool = False) -> np.ndarray:
+    """Decode an image as RGB uint8 (BGR with ``bgr=True``) the way PaddleDetection does (OpenCV, EXIF
+    orientation ignored)."""
     image = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise FileNotFoundError(f"{path}: cannot read the image (missing or not an image file)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image if bgr else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _half_body(

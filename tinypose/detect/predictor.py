@@ -63,9 +63,11 @@ class PersonDetector:
     ``detector(image)`` returns ``[K,5]`` float32 rows ``[x1, y1, x2, y2, score]`` in image pixels,
     best first: the boxes ``MultiClassNMS`` keeps whose score is above ``threshold`` (strictly, as
     PaddleDetection's ``filter_box``; ``None`` keeps every NMS output). That is the box format
-    ``create_model(...).predict(boxes=...)`` and the evaluation take, so the detector plugs into
-    both. ``detect(images)`` does a list in batches of ``batch_size``. ``input_color``: how numpy
-    images are ordered, ``"bgr"`` (OpenCV, PaddleX; default) or ``"rgb"``.
+    ``create_model(...).predict(boxes=...)``, the pipeline and the evaluation take, and like every
+    detector callable there (:data:`tinypose.boxes.Detector`) it takes BGR images, so it plugs into
+    all three. ``detect(images)`` does a list in batches of ``batch_size``. ``input_color``: how numpy
+    images are ordered, ``"bgr"`` (OpenCV, PaddleX, tinypose; default) or ``"rgb"`` (for callers
+    holding RGB arrays).
     """
 
     def __init__(

@@ -128,7 +128,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         from ..detect import create_detector
 
         weights = options.get("detector_weights") or True
-        boxes = create_detector(str(boxes), weights, device=device, threshold=None, input_color="rgb")
+        boxes = create_detector(str(boxes), weights, device=device, threshold=None)
     stats = evaluate(
         model,
         cfg.dataset_dir,

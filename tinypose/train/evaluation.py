@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..boxes import Detector, parse_boxes
 from ..codec import HeatmapCodec
 from ..data.coco import PersonInstance, detection_instances, gt_instances, load_detections, validate_coco
 from ..data.dataset import TopDownEvalDataset
@@ -222,43 +223,25 @@ class KeypointEvaluator:
         return coco_keypoint_stats(self.gt_data, self.results(), verbose)
 
 
-def _boxes_from_detector_output(output: Any) -> list[tuple[list[float], float]]:
-    """Detector output -> [(xyxy, score)]: an [N,5] array (x1,y1,x2,y2,score) or dicts with coordinate+score."""
-    if hasattr(output, "json") and isinstance(output.json, dict):
-        output = output.json.get("res", output.json).get("boxes", [])
-    if isinstance(output, Mapping) and "boxes" in output:
-        output = output["boxes"]
-    boxes = []
-    if isinstance(output, (np.ndarray, torch.Tensor)):
-        array = np.asarray(output.detach().cpu() if isinstance(output, torch.Tensor) else output, dtype=np.float64)
-        for row in array.reshape(-1, array.shape[-1] if array.size else 5):
-            boxes.append(([float(v) for v in row[:4]], float(row[4])))
-        return boxes
-    for item in output:
-        if isinstance(item, Mapping):
-            coordinate = item.get("coordinate", item.get("bbox"))
-            score = item.get("score", item.get("det_score"))
-            boxes.append(([float(v) for v in coordinate[:4]], float(score)))
-        else:
-            boxes.append(([float(v) for v in list(item)[:4]], float(list(item)[4])))
-    return boxes
-
-
 def detector_results(
-    detector: Callable[[np.ndarray], Any], gt_data: Mapping[str, Any], images_dir: str | Path, progress: bool = True
+    detector: Detector, gt_data: Mapping[str, Any], images_dir: str | Path, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Run ``detector(rgb_image)`` on every image of the annotation file -> COCO detection results (xywh).
+    """Run ``detector(image_bgr)`` on every image of the annotation file -> COCO detection results (xywh).
 
-    The callable gets an RGB uint8 [H,W,3] array and returns person boxes as an [N,5] array
-    ``(x1, y1, x2, y2, score)`` or a list of dicts with ``coordinate`` (xyxy) and ``score``; boxes
-    become ``[x1, y1, x2 - x1, y2 - y1]`` as PaddleDetection's ``get_det_res`` writes them.
+    The callable gets the image as ``cv2.imread`` gives it (BGR uint8 [H,W,3], EXIF orientation
+    ignored, as PaddleDetection reads it) and returns person boxes with scores in any form
+    :func:`~tinypose.boxes.parse_boxes` reads (an [N,5] array ``x1, y1, x2, y2, score``, or dicts
+    with ``coordinate`` and ``score``); boxes become ``[x1, y1, x2 - x1, y2 - y1]`` as
+    PaddleDetection's ``get_det_res`` writes them.
     """
     from tqdm.auto import tqdm
 
     results = []
     for image in tqdm(gt_data["images"], desc="detect", disable=not progress):
-        picture = read_image(str(Path(images_dir) / image["file_name"]))
-        for (x1, y1, x2, y2), score in _boxes_from_detector_output(detector(picture)):
+        path = Path(images_dir) / image["file_name"]
+        boxes = parse_boxes(detector(read_image(str(path), bgr=True)), f"{path}: detector output", default_score=None,
+                            require_extent=False)
+        for x1, y1, x2, y2, score in boxes.tolist():
             results.append(
                 {"image_id": image["id"], "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score}
             )
@@ -269,7 +252,7 @@ def person_instances(
     gt_data: Mapping[str, Any],
     images_dir: str | Path,
     spec: ModelSpec,
-    boxes: str | Path | Callable[[np.ndarray], Any] | Sequence[Mapping[str, Any]] | None = None,
+    boxes: str | Path | Detector | Sequence[Mapping[str, Any]] | None = None,
     image_thre: float = 0.5,
     progress: bool = True,
 ) -> list[PersonInstance]:
@@ -369,7 +352,7 @@ def evaluate(
     annotation_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     model_name: str | None = None,
-    boxes: str | Path | Callable[[np.ndarray], Any] | Sequence[Mapping[str, Any]] | None = None,
+    boxes: str | Path | Detector | Sequence[Mapping[str, Any]] | None = None,
     image_thre: float = 0.5,
     flip: bool = True,
     batch_size: int = 32,
@@ -383,8 +366,8 @@ def evaluate(
     ``model``: a ``TinyPose`` module, any callable normalized batch -> heatmaps (a runtime backend),
     or an object holding one as ``.backend``/``.model`` (a predictor); ``model_name`` is needed when
     it is not a ``TinyPose``. ``boxes``: ``None`` for ground-truth boxes, else a COCO detection-results
-    JSON path, a list of such results, or a detector callable (RGB image -> boxes). With ``output_dir``,
-    writes ``keypoints_results.json`` (the rescored persons) and ``evaluate_result.json``.
+    JSON path, a list of such results, or a detector callable (BGR image -> boxes, see
+    :func:`detector_results`). With ``output_dir``, writes ``keypoints_results.json`` (the rescored persons) and ``evaluate_result.json``.
     Returns the ten stats by name (``AP``, ``AP50``, ... ``ARl``).
     """
     if annotation_file is None:
