@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 
 from tinypose.predict import InputError, create_model, iter_inputs
-from tinypose.predict.inputs import count_inputs, decode_image_bytes, fetch_url, prefetch, to_bgr8
+from tinypose.predict.inputs import (
+    InputItem,
+    VideoSource,
+    count_inputs,
+    decode_image_bytes,
+    fetch_url,
+    iter_batches,
+    prefetch,
+    to_bgr8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +244,33 @@ def test_jpeg_exif_orientation_is_handled_like_paddlex(tmp_path: Path) -> None:
     ours = decode_image_bytes(data, "rotated.jpg")
     assert ours.shape == paddlex_way.shape == (60, 40, 3)
     np.testing.assert_array_equal(ours, paddlex_way)
+
+
+def test_batches_skip_or_raise_bad_inputs_and_finish_each_video_after_its_last_batch() -> None:
+    """The batching shared by the predictor and the pipeline: positions count every input, a video's
+    outputs are not finished while a batch with its frames is being consumed, and are at the end."""
+    image = np.zeros((4, 4, 3), np.uint8)
+    clip = VideoSource("clip.mp4", 25.0, 3, 4, 4)
+    bad = InputError("broken.jpg", "not an image")
+    items = [
+        InputItem(image, "a.jpg"),
+        InputItem(None, "broken.jpg", error=bad),
+        *(InputItem(image, "clip.mp4", frame_index=i, video=clip) for i in range(3)),
+        InputItem(image, "b.jpg"),
+    ]
+    errors: list[InputError] = []
+    done: list[VideoSource] = []
+    batches = iter_batches(iter(items), 2, "skip", errors, on_video_done=done.append)
+    seen = []
+    for batch in batches:
+        seen.append([(position, item.name) for position, item in batch])
+        if batch[-1][1].name == "clip.mp4 frame 2":
+            assert done == []  # the batch with the last frame is still being consumed
+    assert seen == [
+        [(0, "a.jpg"), (2, "clip.mp4 frame 0")],
+        [(3, "clip.mp4 frame 1"), (4, "clip.mp4 frame 2")],
+        [(5, "b.jpg")],
+    ]
+    assert errors == [bad] and done == [clip]
+    with pytest.raises(InputError, match="broken.jpg: not an image"):
+        list(iter_batches(iter(items), 2, "raise"))

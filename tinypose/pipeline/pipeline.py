@@ -15,7 +15,6 @@ the person's ``track_id``. Pictures and annotated videos show boxes, ids and (sm
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -29,13 +28,18 @@ from ..detect import PersonDetector, create_detector, get_detector_spec
 from ..models.tinypose import ModelSpec
 from ..predict import KeypointPredictor, KeypointResult, create_model
 from ..predict.draw import DEFAULT_DRAW_THRESHOLD, draw_keypoints, line_width_for
-from ..predict.inputs import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, InputError, InputItem, VideoSource, iter_inputs
+from ..predict.inputs import (
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    DEFAULT_URL_TIMEOUT_S,
+    InputError,
+    InputItem,
+    iter_batches,
+    iter_inputs,
+)
 from .smoothing import OneEuroConfig
 from .tracking import PoseTracker
 
 __all__ = ["KeypointPipeline", "PipelineResult", "create_pipeline", "clip_boxes", "PIPELINES", "Detector"]
-
-logger = logging.getLogger("tinypose")
 
 _DEFAULT: Any = object()
 
@@ -165,36 +169,19 @@ class KeypointPipeline:
         if size < 1:
             raise ValueError(f"batch_size must be >= 1, got {size}")
         self.errors = []
-        pending: list[InputItem] = []
-        videos: list[VideoSource] = []
         trackers: dict[int, PoseTracker] = {}
+        batches = iter_batches(
+            iter_inputs(input, self.pose.url_timeout, self.pose.max_download_bytes),
+            size,
+            self.pose.on_error,
+            self.errors,
+            on_video_done=lambda video: trackers.pop(id(video), None),
+        )
         try:
-            for item in iter_inputs(input, self.pose.url_timeout, self.pose.max_download_bytes):
-                if item.error is not None:
-                    if self.pose.on_error == "raise":
-                        raise item.error
-                    self.errors.append(item.error)
-                    logger.warning("skipped %s", item.error)
-                    continue
-                if item.video is not None and (not videos or videos[-1] is not item.video):
-                    videos.append(item.video)
-                pending.append(item)
-                if len(pending) == size:
-                    yield from self._run(pending, threshold, trackers)
-                    pending = []
-                    self._finish_videos(videos, trackers, keep=item.video)
-            if pending:
-                yield from self._run(pending, threshold, trackers)
+            for batch in batches:
+                yield from self._run([item for _, item in batch], threshold, trackers)
         finally:
-            self._finish_videos(videos, trackers, keep=None)
-
-    @staticmethod
-    def _finish_videos(videos: list[VideoSource], trackers: dict[int, PoseTracker], keep: VideoSource | None) -> None:
-        """Close annotated-video writers (and forget trackers) of videos whose frames were all yielded."""
-        for video in [v for v in videos if v is not keep]:
-            video.close()
-            trackers.pop(id(video), None)
-            videos.remove(video)
+            batches.close()  # finishes open videos now, not at garbage collection
 
     def _run(
         self, items: list[InputItem], threshold: float | None, trackers: dict[int, PoseTracker]

@@ -15,6 +15,7 @@ A numpy array is taken as BGR, as ``cv2.imread`` returns it (PaddleX's conventio
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import queue
@@ -23,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,13 @@ __all__ = [
     "read_url",
     "list_image_files",
     "iter_inputs",
+    "iter_batches",
     "count_inputs",
     "is_url",
     "prefetch",
 ]
+
+logger = logging.getLogger("tinypose")
 
 IMAGE_SUFFIXES = (
     ".bmp", ".dib", ".jpeg", ".jpg", ".jpe", ".png", ".webp", ".pbm", ".pgm", ".ppm", ".pnm",
@@ -366,6 +370,57 @@ def iter_inputs(
             if single:
                 raise
             yield InputItem(None, error.source if kind != "array" else None, error=error)
+
+
+def iter_batches(
+    items: Iterable[InputItem],
+    batch_size: int,
+    on_error: str = "skip",
+    errors: list[InputError] | None = None,
+    on_video_done: Callable[[VideoSource], None] | None = None,
+) -> Iterator[list[tuple[int, InputItem]]]:
+    """The readable items of ``items`` in lists of ``batch_size`` ``(position, item)`` pairs.
+
+    ``position`` counts every input, readable or not (it indexes per-image arguments such as boxes).
+    An unreadable input is logged, appended to ``errors`` and skipped (``on_error="skip"``) or
+    raised (``"raise"``). Once a full batch has been consumed, the annotated outputs of every video
+    before the one that batch ended in are finished (and ``on_video_done(video)`` called); those
+    still open are finished when the iteration ends or is closed, and ``items`` is closed then too
+    (stopping a reader thread).
+    """
+    videos: list[VideoSource] = []
+
+    def finish_videos(keep: VideoSource | None) -> None:
+        for video in [v for v in videos if v is not keep]:
+            video.close()
+            videos.remove(video)
+            if on_video_done is not None:
+                on_video_done(video)
+
+    pending: list[tuple[int, InputItem]] = []
+    try:
+        for position, item in enumerate(items):
+            if item.error is not None:
+                if on_error == "raise":
+                    raise item.error
+                if errors is not None:
+                    errors.append(item.error)
+                logger.warning("skipped %s", item.error)
+                continue
+            if item.video is not None and (not videos or videos[-1] is not item.video):
+                videos.append(item.video)
+            pending.append((position, item))
+            if len(pending) == batch_size:
+                yield pending
+                pending = []
+                finish_videos(keep=item.video)
+        if pending:
+            yield pending
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()  # stops a prefetch thread and releases open videos now, not at garbage collection
+        finish_videos(keep=None)
 
 
 def count_inputs(inputs: Any) -> int | None:

@@ -9,7 +9,6 @@ forward call of the backend.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,16 +35,14 @@ from .inputs import (
     VIDEO_SUFFIXES,
     InputError,
     InputItem,
-    VideoSource,
     is_url,
+    iter_batches,
     iter_inputs,
     prefetch,
 )
 from .result import KeypointResult
 
 __all__ = ["KeypointPredictor", "create_model", "Backend", "resolve_device"]
-
-logger = logging.getLogger("tinypose")
 
 Backend = Callable[[torch.Tensor], torch.Tensor]
 """``backend(batch [N,3,H,W] float32 normalized RGB) -> heatmaps [N,K,H/4,W/4] float32`` on the CPU."""
@@ -146,36 +143,13 @@ class KeypointPredictor:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.errors = []
         boxes_for = self._box_provider(input, boxes)
-        pending: list[tuple[InputItem, np.ndarray | None]] = []
-        videos: list[VideoSource] = []
         stream = prefetch(iter_inputs(input, self.url_timeout, self.max_download_bytes), self.prefetch)
+        batches = iter_batches(stream, int(batch_size), self.on_error, self.errors)
         try:
-            for index, item in enumerate(stream):
-                if item.error is not None:
-                    if self.on_error == "raise":
-                        raise item.error
-                    self.errors.append(item.error)
-                    logger.warning("skipped %s", item.error)
-                    continue
-                if item.video is not None and (not videos or videos[-1] is not item.video):
-                    videos.append(item.video)
-                pending.append((item, boxes_for(index, item)))
-                if len(pending) == batch_size:
-                    yield from self._run(pending)
-                    pending = []
-                    self._finish_videos(videos, keep=item.video)
-            if pending:
-                yield from self._run(pending)
+            for batch in batches:
+                yield from self._run([(item, boxes_for(position, item)) for position, item in batch])
         finally:
-            stream.close()  # stops the reader thread and releases open videos now, not at garbage collection
-            self._finish_videos(videos, keep=None)
-
-    @staticmethod
-    def _finish_videos(videos: list[VideoSource], keep: VideoSource | None) -> None:
-        """Close the annotated-video writers of videos whose frames have all been yielded."""
-        for video in [v for v in videos if v is not keep]:
-            video.close()
-            videos.remove(video)
+            batches.close()  # finishes open videos now, not at garbage collection
 
     def _box_provider(self, inputs: Any, boxes: BoxesArg) -> Callable[[int, InputItem], np.ndarray | None]:
         if boxes is None:
