@@ -14,11 +14,27 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-UPSTREAM_REFERENCE = Path(__file__).parent / "data" / "upstream" / "reference_coco_dev.json"
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+UPSTREAM_REFERENCE = TESTS / "data" / "upstream" / "reference_coco_dev.json"
 SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared")).resolve()
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+DEFAULT_THREADS = min(2, torch.get_num_threads())
+"""torch intra-op threads for the tests."""
+ONE_THREAD_SUITES = frozenset({"detect", "pipeline", "predict", "train"})
+"""Test folders that run one torch thread: many small forwards (or training steps) where two OpenMP
+threads on a busy 2-core machine stall each other (measured ~6x slower for a PicoDet forward, ~10x
+for training steps)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Set torch's thread count for the test's folder before its fixtures are set up, so that module-
+    and session-scoped fixtures first built by that test run with the same setting as the test."""
+    suite = item.path.resolve().relative_to(TESTS).parts[0]
+    threads = 1 if suite in ONE_THREAD_SUITES else DEFAULT_THREADS
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def shared_path(*parts: str) -> Path:

@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 
 from tinypose.predict import KeypointPredictor, create_model
 
@@ -17,15 +16,6 @@ def fixture_weights(fixtures_dir: Path) -> Path:
     if importlib.util.find_spec("tinypose.weights.paddle_inference") is not None:
         return fixtures_dir / "paddlex_infer_128x96"
     return fixtures_dir / "tinypose_128x96_random.pdparams"
-
-
-@pytest.fixture(autouse=True, scope="package")
-def one_torch_thread():
-    """These tests run many tiny forwards: one thread avoids OpenMP barrier stalls on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

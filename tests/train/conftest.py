@@ -5,17 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread for CPU-heavy tests: on 2 cores shared with other jobs, two OpenMP threads
-    stall each other (measured 10x slower than one); restores the previous setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ def test_check_dataset_mode_on_coco_dev(coco_dev_paddlex: Path, tmp_path: Path) 
 
 
 def test_evaluate_mode_writes_evaluate_result(
-    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path, one_thread: None
+    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path
 ) -> None:
     stats = run(_compose([
         "mode=evaluate", f"dataset_dir={coco_dev_paddlex}", f"output_dir={tmp_path}",

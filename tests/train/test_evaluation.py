@@ -36,7 +36,7 @@ REFERENCE_AP = {
 
 @pytest.mark.parametrize("model_name", ["PP-TinyPose_128x96", "PP-TinyPose_256x192"])
 def test_real_weights_reproduce_paddledetection_ap(
-    model_name: str, coco_dev_paddlex: Path, real_weights: dict, one_thread: None
+    model_name: str, coco_dev_paddlex: Path, real_weights: dict
 ) -> None:
     """GT boxes, UDP crop, flip with shift, DARK, non-UDP inverse, rescoring, OKS-NMS: AP within 0.005.
 
@@ -104,7 +104,7 @@ def _jittered_detections(data: dict) -> list[dict]:
 
 
 def test_detector_boxes_from_file_and_from_a_callable_agree(
-    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path, one_thread: None
+    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path
 ) -> None:
     """use_gt_bbox=False: a COCO detection-results file and a detector callable returning the same boxes
     give the same persons and AP; boxes under image_thre are dropped."""

@@ -46,7 +46,7 @@ def _train_ap(module: TinyPoseLitModule, datamodule: CocoKeypointDataModule) -> 
 
 
 def test_training_lowers_the_loss_and_raises_ap_on_the_training_images(
-    coco_dev_paddlex: Path, real_weights: dict, one_thread: None
+    coco_dev_paddlex: Path, real_weights: dict
 ) -> None:
     """Perturbed weights (the real backbone, the heatmap head re-initialised as for training from scratch):
     20 steps of the recipe (augmentation, weighted MSE, Adam) bring the loss down and the AP up."""
@@ -75,7 +75,7 @@ def test_training_lowers_the_loss_and_raises_ap_on_the_training_images(
 
 
 def test_finetuning_keeps_ap_and_exports_the_best_checkpoint(
-    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path, one_thread: None
+    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path
 ) -> None:
     """`train.py mode=train weights=<real>` with a small LR for a few steps: validation (the COCO evaluation
     with flip) still gives the published AP; the best checkpoint is exported and loads as weights."""
@@ -126,7 +126,7 @@ def _final_state(output: Path) -> dict:
     return torch.load(output / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
 
 
-def test_interrupted_run_resumes_without_losing_anything(coco_dev_paddlex: Path, tmp_path: Path, one_thread: None) -> None:
+def test_interrupted_run_resumes_without_losing_anything(coco_dev_paddlex: Path, tmp_path: Path) -> None:
     """A run stopped in the middle of epoch 1 and resumed with resume=auto ends exactly where an
     uninterrupted run ends: same weights, optimizer moments, LR schedule, epoch and step counters."""
     common = [
