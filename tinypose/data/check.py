@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..plotting import pyplot, save_figure
 from .coco import validate_coco
 from .layout import DatasetError, resolve_layout
 from .split import split_dataset
@@ -77,11 +78,7 @@ def plot_histogram(
     datasets: Mapping[str, Mapping[str, Any]], keypoint_names: Sequence[str], path: str | Path
 ) -> Path:
     """Bar charts of labelled keypoints per joint and of instances per labelled-keypoint count, per split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     num_joints = len(keypoint_names)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), dpi=120)
     width = 0.8 / max(1, len(datasets))
@@ -100,12 +97,7 @@ def plot_histogram(
     bottom.set_ylabel("instances")
     bottom.set_title("Person instances by number of labelled keypoints")
     bottom.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _image_size_problems(data: Mapping[str, Any], images_dir: Path) -> list[str]:

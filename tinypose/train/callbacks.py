@@ -10,6 +10,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
+from ..plotting import pyplot, save_figure
+
 __all__ = ["TrainingCurves", "ExportBestCheckpoint", "SaveOnInterrupt", "plot_training_curves"]
 
 
@@ -23,11 +25,7 @@ def _scalar(metrics: dict[str, Any], name: str) -> float | None:
 
 def plot_training_curves(steps: list[dict[str, float]], epochs: list[dict[str, float]], path: str | Path) -> Path:
     """Loss per step (and per epoch), learning rate and validation AP per epoch, in one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (loss_axis, ap_axis) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
     if steps:
         loss_axis.plot([s["step"] for s in steps], [s["loss"] for s in steps], lw=0.8, alpha=0.6, label="loss (step)")
@@ -55,12 +53,7 @@ def plot_training_curves(steps: list[dict[str, float]], epochs: list[dict[str, f
         ap_axis.legend()
     else:
         ap_axis.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ap_axis.transAxes)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 class TrainingCurves(Callback):
