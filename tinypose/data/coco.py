@@ -52,20 +52,23 @@ class PersonInstance:
     """Box score: 1 for ground-truth boxes, the detector's score otherwise."""
 
 
+def _read_json(path: Path, what: str) -> Any:
+    """Parse a JSON file; a :class:`DatasetError` names the file when it is absent or unreadable."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} does not exist")
+    try:
+        with path.open("r", encoding="utf-8") as file:
+            return json.load(file)
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}: unreadable JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read the file: {error}") from None
+
+
 def load_coco_json(path: str | Path) -> dict[str, Any]:
     """Read a COCO annotation file; a clear error names the file when it is absent or not COCO JSON."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: annotation file does not exist")
-    try:
-        with path.open("r", encoding="utf-8") as file:
-            data = json.load(file)
-    except json.JSONDecodeError as error:
-        raise DatasetError(
-            f"{path}: unreadable JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot read the file: {error}") from None
+    data = _read_json(path, "annotation file")
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a COCO JSON object, found a {type(data).__name__}")
     missing = [key for key in ("images", "annotations", "categories") if not isinstance(data.get(key), list)]
@@ -261,13 +264,7 @@ def gt_instances(
 def load_detections(path: str | Path) -> list[dict[str, Any]]:
     """Read a COCO detection-results JSON (a list of {image_id, category_id, bbox [x,y,w,h], score})."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: detection results file does not exist")
-    try:
-        with path.open("r", encoding="utf-8") as file:
-            detections = json.load(file)
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: unreadable JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+    detections = _read_json(path, "detection results file")
     if not isinstance(detections, list):
         raise DatasetError(f"{path}: expected a list of COCO detection results, found a {type(detections).__name__}")
     for index, det in enumerate(detections):
