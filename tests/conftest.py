@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,6 +64,19 @@ def openvino_dir() -> Path:
 def data_dir() -> Path:
     """../shared/data: COCO dev images, photos and videos."""
     return shared_path("data")
+
+
+@pytest.fixture(scope="session")
+def compose_config() -> Callable[..., Any]:
+    """``compose_config(name, overrides)``: ``conf/<name>.yaml`` composed with Hydra overrides, as
+    ``train.py`` / ``infer.py`` compose it (lightning-hydra-template style: tests run the real configs)."""
+    from hydra import compose, initialize_config_dir
+
+    def compose_config(name: str, overrides: Sequence[str] = ()) -> Any:
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            return compose(config_name=name, overrides=list(overrides))
+
+    return compose_config
 
 
 @pytest.fixture(scope="session")

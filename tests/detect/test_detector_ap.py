@@ -49,10 +49,10 @@ def test_ap_with_detector_boxes_matches_paddledetection(
     assert stats["AP"] == pytest.approx(PADDLEDETECTION_AP[(model_name, flip)], abs=0.005)
 
 
-def test_train_py_evaluate_takes_a_detector(coco_dev: dict[str, Path], openvino_dir: Path, tmp_path: Path) -> None:
+def test_train_py_evaluate_takes_a_detector(
+    coco_dev: dict[str, Path], openvino_dir: Path, tmp_path: Path, compose_config
+) -> None:
     """``python train.py mode=evaluate evaluate.boxes=320 ...``, composed from conf/train.yaml as Hydra does."""
-    from hydra import compose, initialize_config_dir
-
     from tinypose.train.cli import run_evaluate
 
     overrides = [
@@ -66,8 +66,7 @@ def test_train_py_evaluate_takes_a_detector(coco_dev: dict[str, Path], openvino_
         "evaluate.device=cpu",
         f"output_dir={tmp_path}",
     ]
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose_config("train", overrides)
     stats = run_evaluate(cfg)
     assert stats["AP"] == pytest.approx(PADDLEDETECTION_AP[("PP-TinyPose_128x96", False)], abs=0.005)
     report = json.loads((tmp_path / "evaluate_result.json").read_text())

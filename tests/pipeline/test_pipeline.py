@@ -149,11 +149,9 @@ def test_video_tracks_smoothing_and_annotated_output(
 
 
 def test_infer_cli_runs_the_pipeline_on_photos_and_video(
-    data_dir: Path, openvino_dir: Path, pose_weights: Path, tmp_path: Path
+    data_dir: Path, openvino_dir: Path, pose_weights: Path, tmp_path: Path, compose_config
 ) -> None:
     """``python infer.py detector=320 ...``, composed from conf/infer.yaml as Hydra does."""
-    from hydra import compose, initialize_config_dir
-
     from tinypose.predict.cli import run_infer
 
     clip = _short_clip(data_dir / "video" / "multi_person_demo.mp4", tmp_path / "walk.mp4", 6)
@@ -166,8 +164,7 @@ def test_infer_cli_runs_the_pipeline_on_photos_and_video(
         "batch_size=3",
         f"output={tmp_path / 'out'}",
     ]
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
-        cfg = compose(config_name="infer", overrides=overrides)
+    cfg = compose_config("infer", overrides)
     summary = run_infer(cfg)
     assert summary["images"] == 7 and summary["people"] == 4 + 6 * 2
     photo = json.loads((tmp_path / "out" / "demo_7_res.json").read_text())

@@ -11,16 +11,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 
 from tinypose.predict import cli
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _config(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="infer", overrides=list(overrides))
+@pytest.fixture
+def infer_config(compose_config):
+    """``infer_config(*overrides)``: conf/infer.yaml composed with ``overrides``."""
+    return lambda *overrides: compose_config("infer", overrides)
 
 
 @pytest.fixture()
@@ -35,24 +35,24 @@ def fast_model(monkeypatch, predictors):
     monkeypatch.setattr(cli, "create_model", create)
 
 
-def test_folder_with_a_bad_file_writes_json_and_pictures(fast_model, e2e_dir: Path, tmp_path: Path, capsys) -> None:
+def test_folder_with_a_bad_file_writes_json_and_pictures(infer_config, fast_model, e2e_dir: Path, tmp_path: Path, capsys) -> None:
     photos = tmp_path / "photos"
     shutil.copytree(e2e_dir / "images", photos)
     (photos / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     out = tmp_path / "out"
-    summary = cli.run_infer(_config(f"input={photos}", "model_dir=WEIGHTS", f"output={out}", "flip=true"))
+    summary = cli.run_infer(infer_config(f"input={photos}", "model_dir=WEIGHTS", f"output={out}", "flip=true"))
     assert summary["images"] == 2 and summary["people"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["demo_3_res.jpg", "demo_3_res.json", "demo_5_res.jpg", "demo_5_res.json"]
     assert json.loads((out / "demo_5_res.json").read_text())["input_path"] == str(photos / "demo_5.jpg")
     assert "corrupt.jpg: not an image" in capsys.readouterr().err
 
     with pytest.raises(SystemExit, match="corrupt.jpg: not an image"):
-        cli.run_infer(_config(f"input={photos}", "model_dir=WEIGHTS", f"output={out}", "on_error=raise"))
+        cli.run_infer(infer_config(f"input={photos}", "model_dir=WEIGHTS", f"output={out}", "on_error=raise"))
     with pytest.raises(SystemExit, match="missing.jpg: no such file"):
-        cli.run_infer(_config(f"input={tmp_path / 'missing.jpg'}", "model_dir=WEIGHTS", f"output={out}"))
+        cli.run_infer(infer_config(f"input={tmp_path / 'missing.jpg'}", "model_dir=WEIGHTS", f"output={out}"))
 
 
-def test_list_and_video_inputs(fast_model, e2e_dir: Path, tmp_path: Path) -> None:
+def test_list_and_video_inputs(infer_config, fast_model, e2e_dir: Path, tmp_path: Path) -> None:
     image = cv2.resize(cv2.imread(str(e2e_dir / "images" / "demo_3.jpg")), (96, 112))
     clip = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 8.0, (96, 112))
@@ -61,7 +61,7 @@ def test_list_and_video_inputs(fast_model, e2e_dir: Path, tmp_path: Path) -> Non
     writer.release()
     out = tmp_path / "out"
     summary = cli.run_infer(
-        _config(f"input=[{e2e_dir / 'images' / 'demo_5.jpg'},{clip}]", "model_dir=WEIGHTS", f"output={out}")
+        infer_config(f"input=[{e2e_dir / 'images' / 'demo_5.jpg'},{clip}]", "model_dir=WEIGHTS", f"output={out}")
     )
     assert summary["images"] == 4
     video_json = json.loads((out / "clip_res.json").read_text())
@@ -72,9 +72,9 @@ def test_list_and_video_inputs(fast_model, e2e_dir: Path, tmp_path: Path) -> Non
     assert (out / "demo_5_res.json").exists() and (out / "demo_5_res.jpg").exists()
 
 
-def test_no_input_runs_on_the_bundled_demo(fast_model, tmp_path: Path) -> None:
+def test_no_input_runs_on_the_bundled_demo(infer_config, fast_model, tmp_path: Path) -> None:
     assert cli.DEMO_IMAGE.exists() and cv2.imread(str(cli.DEMO_IMAGE)).shape == (512, 512, 3)
-    summary = cli.run_infer(_config("model_dir=WEIGHTS", f"output={tmp_path}", "save_img=false"))
+    summary = cli.run_infer(infer_config("model_dir=WEIGHTS", f"output={tmp_path}", "save_img=false"))
     assert summary["images"] == 1 and [p.name for p in tmp_path.iterdir()] == ["astronaut_res.json"]
 
 

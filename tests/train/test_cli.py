@@ -8,18 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from tinypose.data.layout import DatasetError
 from tinypose.train.cli import run
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _compose(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=overrides)
 
 
 def test_help_lists_modes_and_groups() -> None:
@@ -37,8 +31,8 @@ def test_help_lists_modes_and_groups() -> None:
         ("paddlex_finetune", "PP-TinyPose_128x96", 0.001, 16, 50),
     ],
 )
-def test_experiment_presets(preset: str, model: str, lr: float, batch: int, epochs: int) -> None:
-    cfg = _compose(["dataset_dir=/data", f"experiment={preset}"])
+def test_experiment_presets(compose_config, preset: str, model: str, lr: float, batch: int, epochs: int) -> None:
+    cfg = compose_config("train", ["dataset_dir=/data", f"experiment={preset}"])
     assert (cfg.model.name, cfg.module.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == (model, lr, batch, epochs)
     assert cfg.module.model_name == model and cfg.data.model_name == model
     assert list(cfg.module.milestones) == [380, 410] and cfg.module.warmup_start_factor == 0.001
@@ -48,8 +42,8 @@ def test_experiment_presets(preset: str, model: str, lr: float, batch: int, epoc
         assert cfg.weights == "pretrained" and cfg.module.warmup_steps == 100
 
 
-def test_every_setting_is_overridable_and_instantiates(coco_dev_paddlex: Path) -> None:
-    cfg = _compose([
+def test_every_setting_is_overridable_and_instantiates(compose_config, coco_dev_paddlex: Path) -> None:
+    cfg = compose_config("train", [
         f"dataset_dir={coco_dev_paddlex}", "model=PP-TinyPose_256x192", "data.batch_size=3", "module.lr=0.0005",
         "data.augment.rot_factor=10", "trainer=gpu",
     ])
@@ -59,9 +53,9 @@ def test_every_setting_is_overridable_and_instantiates(coco_dev_paddlex: Path) -
     assert cfg.trainer.precision == "16-mixed" and cfg.trainer.use_distributed_sampler is False
 
 
-def test_check_dataset_mode_on_coco_dev(coco_dev_paddlex: Path, tmp_path: Path) -> None:
+def test_check_dataset_mode_on_coco_dev(compose_config, coco_dev_paddlex: Path, tmp_path: Path) -> None:
     """PaddleX's result fields and meanings: image counts per split, drawn samples, histogram."""
-    result = run(_compose(["mode=check_dataset", f"dataset_dir={coco_dev_paddlex}", f"output_dir={tmp_path}",
+    result = run(compose_config("train", ["mode=check_dataset", f"dataset_dir={coco_dev_paddlex}", f"output_dir={tmp_path}",
                            "check_dataset.sample_num=3"]))
     saved = json.loads((tmp_path / "check_dataset_result.json").read_text())
     assert saved == result
@@ -76,9 +70,9 @@ def test_check_dataset_mode_on_coco_dev(coco_dev_paddlex: Path, tmp_path: Path) 
 
 
 def test_evaluate_mode_writes_evaluate_result(
-    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path
+    compose_config, coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path
 ) -> None:
-    stats = run(_compose([
+    stats = run(compose_config("train", [
         "mode=evaluate", f"dataset_dir={coco_dev_paddlex}", f"output_dir={tmp_path}",
         f"weights={real_weights['PP-TinyPose_128x96']}", "evaluate.flip=false", "evaluate.batch_size=65",
         "data.num_workers=0",
@@ -90,7 +84,7 @@ def test_evaluate_mode_writes_evaluate_result(
     assert len(json.loads((tmp_path / "keypoints_results.json").read_text())) == 65
 
 
-def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
+def test_cli_errors_are_one_clear_line(compose_config, tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "train.py", "mode=check_dataset", f"dataset_dir={tmp_path / 'missing'}", f"output_dir={tmp_path}"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
@@ -98,12 +92,12 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert f"{tmp_path / 'missing'}: dataset folder does not exist" in out.stderr and "Traceback" not in out.stderr
     with pytest.raises(DatasetError):
-        run(_compose(["mode=check_dataset", f"dataset_dir={tmp_path / 'missing'}", f"output_dir={tmp_path}"]))
+        run(compose_config("train", ["mode=check_dataset", f"dataset_dir={tmp_path / 'missing'}", f"output_dir={tmp_path}"]))
 
 
-def test_training_refuses_to_overwrite_an_earlier_run(coco_dev_paddlex: Path, tmp_path: Path) -> None:
+def test_training_refuses_to_overwrite_an_earlier_run(compose_config, coco_dev_paddlex: Path, tmp_path: Path) -> None:
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"earlier run")
     with pytest.raises(ValueError, match="continue it with resume=auto"):
-        run(_compose(["mode=train", f"dataset_dir={coco_dev_paddlex}", f"output_dir={tmp_path}"]))
+        run(compose_config("train", ["mode=train", f"dataset_dir={coco_dev_paddlex}", f"output_dir={tmp_path}"]))
     assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == b"earlier run"

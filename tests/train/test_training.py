@@ -12,7 +12,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from tinypose import build_model, create_model
 from tinypose.train.cli import run_train
@@ -20,7 +19,6 @@ from tinypose.train.datamodule import CocoKeypointDataModule
 from tinypose.train.evaluation import KeypointEvaluator, predict_keypoints
 from tinypose.train.module import TinyPoseLitModule, batchnorm_is_folded, init_paddle_weights, keypoint_mse_loss
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 FAST = [
     "trainer.accelerator=cpu",
     "data.num_workers=0",
@@ -32,9 +30,10 @@ FAST = [
 ]
 
 
-def compose_config(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=[*FAST, *overrides])
+@pytest.fixture
+def train_config(compose_config):
+    """``train_config(overrides)``: conf/train.yaml for a fast CPU run (``FAST``) plus ``overrides``."""
+    return lambda overrides: compose_config("train", [*FAST, *overrides])
 
 
 def _train_ap(module: TinyPoseLitModule, datamodule: CocoKeypointDataModule) -> float:
@@ -75,12 +74,12 @@ def test_training_lowers_the_loss_and_raises_ap_on_the_training_images(
 
 
 def test_finetuning_keeps_ap_and_exports_the_best_checkpoint(
-    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path
+    coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path, train_config
 ) -> None:
     """`train.py mode=train weights=<real>` with a small LR for a few steps: validation (the COCO evaluation
     with flip) still gives the published AP; the best checkpoint is exported and loads as weights."""
     output = tmp_path / "run"
-    cfg = compose_config([
+    cfg = train_config([
         f"dataset_dir={coco_dev_paddlex}", f"output_dir={output}", f"weights={real_weights['PP-TinyPose_128x96']}",
         "module.lr=1e-4", "module.warmup_steps=0", "data.batch_size=16", "trainer.max_epochs=1",
         "+trainer.limit_train_batches=5",
@@ -126,21 +125,21 @@ def _final_state(output: Path) -> dict:
     return torch.load(output / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
 
 
-def test_interrupted_run_resumes_without_losing_anything(coco_dev_paddlex: Path, tmp_path: Path) -> None:
+def test_interrupted_run_resumes_without_losing_anything(coco_dev_paddlex: Path, tmp_path: Path, train_config) -> None:
     """A run stopped in the middle of epoch 1 and resumed with resume=auto ends exactly where an
     uninterrupted run ends: same weights, optimizer moments, LR schedule, epoch and step counters."""
     common = [
         f"dataset_dir={coco_dev_paddlex}", "data.batch_size=4", "trainer.max_epochs=2", "+trainer.limit_train_batches=3",
         "+trainer.limit_val_batches=0", "callbacks.model_checkpoint.monitor=null", "module.warmup_steps=2",
     ]
-    run_train(compose_config([*common, f"output_dir={tmp_path / 'straight'}"]))
+    run_train(train_config([*common, f"output_dir={tmp_path / 'straight'}"]))
 
     interrupted = tmp_path / "interrupted"
     with pytest.raises(RuntimeError, match="simulated interruption"):
-        run_train(compose_config([*common, f"output_dir={interrupted}"]), extra_callbacks=[_Crash(step=4)])
+        run_train(train_config([*common, f"output_dir={interrupted}"]), extra_callbacks=[_Crash(step=4)])
     saved = torch.load(interrupted / "checkpoints" / "interrupted.ckpt", map_location="cpu", weights_only=True)
     assert (saved["epoch"], saved["global_step"]) == (1, 4)
-    result = run_train(compose_config([*common, f"output_dir={interrupted}", "resume=auto"]))
+    result = run_train(train_config([*common, f"output_dir={interrupted}", "resume=auto"]))
     assert result["resumed_from"].endswith("interrupted.ckpt")
 
     straight, resumed = _final_state(tmp_path / "straight"), _final_state(interrupted)
