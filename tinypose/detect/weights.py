@@ -31,6 +31,7 @@ from .picodet import PicoDet, get_detector_spec
 
 __all__ = [
     "IRConv",
+    "IRGraphConstants",
     "convert_detector",
     "detector_name_for",
     "load_detector_weights",

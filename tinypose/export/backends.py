@@ -375,7 +375,7 @@ class OnnxRuntimeBackend(_CpuRuntimeBackend):
         return ort.InferenceSession(str(self.path), options, providers=self.providers)
 
     @staticmethod
-    def _run(session) -> Callable[[np.ndarray], np.ndarray]:
+    def _run(session: Any) -> Callable[[np.ndarray], np.ndarray]:
         return lambda batch: session.run(None, {INPUT_NAME: batch})[0]
 
     def run_latency(self, batch: np.ndarray) -> np.ndarray:
@@ -460,7 +460,7 @@ class OpenVinoBackend(_CpuRuntimeBackend):
             self._queue = self._ov.AsyncInferQueue(compiled, self.streams)
         results: list[np.ndarray | None] = [None] * len(chunks)
 
-        def done(request, index: int) -> None:
+        def done(request: Any, index: int) -> None:
             results[index] = request.get_output_tensor(0).data.copy()
 
         self._queue.set_callback(done)

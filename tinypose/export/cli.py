@@ -26,6 +26,8 @@ from ..weights.errors import WeightsError
 from .backends import BackendUnavailable
 from .onnx import DEFAULT_OPSET, EXPORTERS, INPUT_NAME, export_onnx
 
+__all__ = ["FORMATS", "SUFFIXES", "main", "parse_args"]
+
 FORMATS = ("onnx", "openvino", "tensorrt")
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "tensorrt": ".engine"}
 

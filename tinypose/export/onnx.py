@@ -16,6 +16,7 @@ Two exporters, chosen explicitly:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from torch import nn
 
 from ..models.fuse import ConvAct, FoldedShuffleUnit, FusedTinyPose, fuse_model
 from ..models.tinypose import TinyPose
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["DEFAULT_OPSET", "EXPORTERS", "INPUT_NAME", "OUTPUT_NAME", "build_onnx", "check_onnx", "export_onnx"]
 
@@ -147,7 +151,7 @@ def _as_fused(model: nn.Module) -> FusedTinyPose:
 
 def build_onnx(
     model: nn.Module, opset: int = DEFAULT_OPSET, precision: str = "fp32", metadata: dict[str, str] | None = None
-):  # -> onnx.ModelProto
+) -> onnx.ModelProto:
     """Lower ``model`` (TinyPose or FusedTinyPose) to an in-memory ONNX model (see module doc)."""
     import onnx
     from onnx import TensorProto, helper

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch import Tensor
@@ -34,7 +35,7 @@ DEFAULT_PROFILE = (1, 8, 64)
 DEFAULT_WORKSPACE = 1 << 30
 
 
-def import_tensorrt():  # -> module
+def import_tensorrt() -> ModuleType:
     """``import tensorrt`` or a :class:`BackendUnavailable` that says what to install."""
     try:
         import tensorrt as trt
@@ -49,7 +50,7 @@ def import_tensorrt():  # -> module
     return trt
 
 
-def _strongly_typed(trt) -> bool:
+def _strongly_typed(trt: ModuleType) -> bool:
     return hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
 
 

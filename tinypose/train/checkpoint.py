@@ -8,11 +8,14 @@ of ``state_dict``; the variant comes from the saved hyper-parameters.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..weights.errors import WeightsError
+
+if TYPE_CHECKING:
+    from ..weights.loader import RawWeights
 
 __all__ = ["load_lightning_checkpoint", "read_lightning_checkpoint", "export_checkpoint"]
 
@@ -35,7 +38,7 @@ def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def read_lightning_checkpoint(path: str | Path, checkpoint: dict[str, Any] | None = None):  # -> RawWeights
+def read_lightning_checkpoint(path: str | Path, checkpoint: dict[str, Any] | None = None) -> RawWeights:
     """TinyPose weights of a tinypose training checkpoint as :class:`~tinypose.weights.RawWeights`."""
     from ..weights.loader import RawWeights
 

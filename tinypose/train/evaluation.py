@@ -31,6 +31,7 @@ from ..models.tinypose import COCO_SIGMAS, ModelSpec, get_spec
 __all__ = [
     "STAT_NAMES",
     "KeypointEvaluator",
+    "decode_batch",
     "normalize_batch",
     "oks_iou",
     "oks_nms",

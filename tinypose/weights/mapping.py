@@ -17,7 +17,7 @@ from torch import nn
 
 from .errors import WeightsError
 
-__all__ = ["paddle_to_torch_name", "torch_to_paddle_name", "static_name_table", "BN_EPS"]
+__all__ = ["BN_EPS", "paddle_to_torch_name", "rename", "static_name_table", "torch_to_paddle_name"]
 
 BN_EPS = 1e-5
 """Paddle's and torch's BatchNorm epsilon."""

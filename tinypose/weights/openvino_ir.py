@@ -24,10 +24,14 @@ import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import WeightsError
+
+if TYPE_CHECKING:
+    from .loader import RawWeights
 
 __all__ = ["IRGraph", "IRLayer", "IRPort", "IREdge", "read_ir_graph", "read_openvino_ir", "ELEMENT_TYPES"]
 
@@ -333,7 +337,7 @@ def _following_shift(graph: IRGraph, conv: IRLayer, channels: int) -> tuple[IRLa
     return add, shift.astype(np.float32).reshape(channels)
 
 
-def read_openvino_ir(path: str | Path):  # -> RawWeights (import cycle avoided)
+def read_openvino_ir(path: str | Path) -> RawWeights:
     """Read a BatchNorm-folded PP-TinyPose OpenVINO IR as static-named conv weights + BN shifts."""
     from .loader import RawWeights
 

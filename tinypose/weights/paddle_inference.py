@@ -33,11 +33,14 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import WeightsError
+
+if TYPE_CHECKING:
+    from .loader import RawWeights
 
 __all__ = [
     "read_paddle_inference",
@@ -403,7 +406,7 @@ def _variant(program: PaddleProgram, config_path: Path | None, config: dict[str,
     return model_name, input_hw
 
 
-def read_paddle_inference(path: str | Path):  # -> RawWeights (import cycle avoided)
+def read_paddle_inference(path: str | Path) -> RawWeights:
     """Read a Paddle/PaddleX inference model as static-named arrays, with its declared variant."""
     from .loader import RawWeights
 

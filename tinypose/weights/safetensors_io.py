@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .errors import WeightsError
+
+if TYPE_CHECKING:
+    from .loader import RawWeights
 
 __all__ = ["save_safetensors", "read_safetensors"]
 
@@ -28,7 +32,7 @@ def save_safetensors(
     return path
 
 
-def read_safetensors(path: str | Path):  # -> RawWeights (import cycle avoided)
+def read_safetensors(path: str | Path) -> RawWeights:
     """Read a safetensors file written by tinypose (or any torch-named TinyPose state dict)."""
     from safetensors import SafetensorError, safe_open
 
