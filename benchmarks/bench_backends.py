@@ -51,11 +51,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from peers import PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model
+from peers import PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model  # noqa: E402 (after sys.path)
 
-import tinypose
-from tinypose.export import available_backends, create_backend
-from tinypose.models.fuse import fuse_batchnorm
+import tinypose  # noqa: E402
+from tinypose.export import available_backends, create_backend  # noqa: E402
+from tinypose.models.fuse import fuse_batchnorm  # noqa: E402
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -134,7 +134,7 @@ def _make(name: str, factory: Callable[[], Runner], kind: str = "tinypose") -> C
     try:
         with _PeakRss() as peak:
             run = factory()
-    except Exception as error:  # a missing runtime is reported, not fatal
+    except Exception as error:  # noqa: BLE001 (a missing or failing runtime is reported, not fatal)
         print(f"  skip {name}: {type(error).__name__}: {error}")
         return None
     return Candidate(name, run, peak.mb, kind)
@@ -248,7 +248,9 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
         ir, paddle, original = rate("OpenVINO IR", batch), rate("Paddle Inference", batch), rate("torch original", batch)
         for row in (r for r in rows if r["batch"] == batch):
             value = row["crops_per_s"]
-            ratio = lambda base, value=value: f"{value / base:.2f}" if base else "-"
+
+            def ratio(base: float, value: float = value) -> str:
+                return f"{value / base:.2f}" if base else "-"
 
             print(
                 f"{row['backend']:<34}{batch:>6}{value:>10.1f}{ratio(ir):>7}{ratio(paddle):>9}{ratio(original):>8}"

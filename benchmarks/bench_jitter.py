@@ -30,8 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tinypose.models import get_spec  # noqa: E402
-from tinypose.pipeline import OneEuroConfig, OneEuroFilter, create_pipeline  # noqa: E402
+from tinypose.models import get_spec
+from tinypose.pipeline import OneEuroConfig, OneEuroFilter, create_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared"))

@@ -35,10 +35,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tinypose.crop import box_xyxy_to_center_scale, get_affine_transform, warp_affine  # noqa: E402
-from tinypose.detect import PersonDetector, build_detector, multiclass_nms, preprocess_image  # noqa: E402
-from tinypose.models import get_spec  # noqa: E402
-from tinypose.pipeline import clip_boxes, create_pipeline  # noqa: E402
+from tinypose.crop import box_xyxy_to_center_scale, get_affine_transform, warp_affine
+from tinypose.detect import PersonDetector, build_detector, multiclass_nms, preprocess_image
+from tinypose.models import get_spec
+from tinypose.pipeline import clip_boxes, create_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared"))
@@ -50,10 +50,10 @@ class Timer:
 
     variant = ""
 
-    def __init__(self, function, totals: dict[tuple[str, str], float], key: str) -> None:  # noqa: ANN001
+    def __init__(self, function, totals: dict[tuple[str, str], float], key: str) -> None:
         self.function, self.totals, self.key = function, totals, key
 
-    def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
+    def __call__(self, *args, **kwargs):
         start = time.perf_counter()
         try:
             return self.function(*args, **kwargs)
@@ -61,7 +61,7 @@ class Timer:
             self.totals[(Timer.variant, self.key)] += time.perf_counter() - start
 
 
-def round_robin(variants: dict, repeats: int, totals: dict[tuple[str, str], float]) -> dict[str, tuple[float, dict]]:  # noqa: ANN001
+def round_robin(variants: dict, repeats: int, totals: dict[tuple[str, str], float]) -> dict[str, tuple[float, dict]]:
     """Time every variant ``repeats`` times, interleaved (so load changes hit all alike), after one
     warm-up each; returns per variant the fastest wall time and each timed part's share of its runs."""
     for name, run in variants.items():
@@ -81,7 +81,7 @@ def round_robin(variants: dict, repeats: int, totals: dict[tuple[str, str], floa
     }
 
 
-def paddlex_style(pipeline, images: list[np.ndarray]) -> None:  # noqa: ANN001
+def paddlex_style(pipeline, images: list[np.ndarray]) -> None:
     """PaddleX's loop: the detector per image, then one pose forward per person."""
     for image in images:
         boxes = clip_boxes(pipeline.detect([image], pipeline.det_threshold)[0], image.shape[1], image.shape[0])
@@ -89,7 +89,7 @@ def paddlex_style(pipeline, images: list[np.ndarray]) -> None:  # noqa: ANN001
             list(pipeline.pose.predict(image, boxes=[box]))
 
 
-def openvino_reference(weights: Path, model: str, images: list[np.ndarray], detector: PersonDetector):  # noqa: ANN001, ANN201
+def openvino_reference(weights: Path, model: str, images: list[np.ndarray], detector: PersonDetector):
     """Detector and pose on the OpenVINO runtime (f32), per-person pose calls; None without openvino."""
     try:
         import openvino as ov
@@ -143,10 +143,10 @@ def main() -> None:
         detector.detect = Timer(detector_detect, totals, "detector")  # type: ignore[method-assign]
         pipeline.pose.backend = Timer(pose_backend, totals, "pose")
         variants = {
-            f"tinypose pipeline, batch {batch}": (lambda batch=batch: list(pipeline.predict(images, batch_size=batch)))
+            f"tinypose pipeline, batch {batch}": (lambda batch=batch, pipeline=pipeline: list(pipeline.predict(images, batch_size=batch)))
             for batch in (1, len(images))
         }
-        variants["per-person loop (PaddleX's way)"] = lambda: paddlex_style(pipeline, images)
+        variants["per-person loop (PaddleX's way)"] = lambda pipeline=pipeline: paddlex_style(pipeline, images)
         reference = openvino_reference(args.weights_dir, model, images, detector)
         if reference is not None:
             variants["OpenVINO runtime, per-person loop"] = reference

@@ -88,7 +88,7 @@ def start_paddlex(args: argparse.Namespace, files: list[str], shared: Path, work
     if not python or not Path(python).exists():
         print(f"PaddleX skipped: no Python at {python!r} (--paddlex-python)")
         return None
-    probe = subprocess.run([python, "-c", "import paddlex, cv2"], capture_output=True, text=True,
+    probe = subprocess.run([python, "-c", "import paddlex, cv2"], check=False, capture_output=True, text=True,
                            env=dict(os.environ, PYTHONPATH=args.paddlex_pythonpath))
     if probe.returncode != 0:
         print(f"PaddleX skipped: {python} cannot import paddlex and cv2: {probe.stderr.strip().splitlines()[-1:]}")
@@ -168,7 +168,7 @@ def main() -> None:
             ratio, shown = f"{paired[len(paired) // 2]:7.2f}x", f"{max(reference):9.1f}"
         else:
             ratio, shown = "       -", "        -"
-        print(f"PP-TinyPose_{size:<10}{str(flip):<6}{backend:<13}{max(speeds):8.1f}{shown}{ratio}")
+        print(f"PP-TinyPose_{size:<10}{flip!s:<6}{backend:<13}{max(speeds):8.1f}{shown}{ratio}")
     print(f"(load average now {os.getloadavg()[0]:.1f}; shared machine: absolute numbers vary, ratios less)")
 
 

@@ -31,8 +31,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import tinypose
-from tinypose.export import BackendUnavailable, create_backend
+import tinypose  # noqa: E402 (after sys.path)
+from tinypose.export import BackendUnavailable, create_backend  # noqa: E402
 
 
 def _load(size: str, weights_dir: Path | None) -> tuple[tinypose.TinyPose, str]:
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 agreements.append(float((out_cpu.flatten(2).argmax(-1) == expected.flatten(2).argmax(-1)).float().mean()))
                 timings[size_n] = _latency_ms(backend, crops, args.seconds, sync)
             rows.append((size, label, timings, f"max|diff| {max(diffs):.1e}, argmax {100 * min(agreements):.1f}%, setup {time.perf_counter() - built:.0f} s"))
-        except Exception as error:  # one row failing must not cost the lead the whole table
+        except Exception as error:  # noqa: BLE001 (one row failing must not cost the whole table)
             if not isinstance(error, (BackendUnavailable, ImportError)):
                 traceback.print_exc()
             rows.append((size, label, None, f"skipped: {type(error).__name__}: {str(error).splitlines()[0][:140]}"))

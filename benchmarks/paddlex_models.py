@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["PYRAMID", "widen_program", "build_paddlex_folder"]
+__all__ = ["PYRAMID", "build_paddlex_folder", "widen_program"]
 
 PYRAMID = {(64, 48), (32, 24), (16, 12), (8, 6), (4, 3)}
 """Feature-map sizes (H, W) of the 128x96 program at strides 2 to 32."""
@@ -41,7 +41,7 @@ def widen_program(document: dict) -> dict[str, int]:
             if tensor and tensor.get("#") == "0.t_dtensor":
                 shape = tensor["D"][1]
                 if len(shape) >= 4 and tuple(shape[-2:]) in PYRAMID:
-                    tensor["D"][1] = shape[:-2] + [shape[-2] * 2, shape[-1] * 2]
+                    tensor["D"][1] = [*shape[:-2], shape[-2] * 2, shape[-1] * 2]
                     counts["types"] += 1
                 elif shape == [-1, 17, 768]:
                     tensor["D"][1] = [-1, 17, 3072]

@@ -81,7 +81,7 @@ class PaddlePeer:
         import tempfile
 
         self.timeout = timeout
-        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (open for the peer process's lifetime)
         command = [str(python), str(RUNNER), str(folder), "--threads", str(threads)]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1

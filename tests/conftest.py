@@ -14,7 +14,7 @@ import pytest
 # Spinning OpenMP workers make torch ~5x slower on a loaded 2-core machine; must precede `import torch`.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

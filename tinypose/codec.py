@@ -30,7 +30,7 @@ import numpy as np
 from .crop import transform_preds
 from .models.tinypose import ModelSpec
 
-__all__ = ["HeatmapCodec", "flip_merge", "get_max_preds", "dark_refine", "gaussian_blur_3x3", "encode_gaussian"]
+__all__ = ["HeatmapCodec", "dark_refine", "encode_gaussian", "flip_merge", "gaussian_blur_3x3", "get_max_preds"]
 
 
 def flip_merge(
@@ -144,10 +144,13 @@ class HeatmapCodec:
     @classmethod
     def from_spec(cls, spec: ModelSpec, **overrides: object) -> HeatmapCodec:
         """The codec of a registered model variant (sizes, sigma and flip pairs from the spec)."""
-        fields = dict(
-            input_size=spec.input_size, heatmap_size=spec.heatmap_size, sigma=spec.sigma, flip_pairs=spec.flip_pairs
-        )
-        fields.update(overrides)
+        fields: dict[str, object] = {
+            "input_size": spec.input_size,
+            "heatmap_size": spec.heatmap_size,
+            "sigma": spec.sigma,
+            "flip_pairs": spec.flip_pairs,
+            **overrides,
+        }
         return cls(**fields)  # type: ignore[arg-type]
 
     def flip_merge(self, heatmaps: np.ndarray, heatmaps_flipped: np.ndarray) -> np.ndarray:

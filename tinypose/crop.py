@@ -27,16 +27,16 @@ import numpy as np
 
 __all__ = [
     "PIXEL_STD",
-    "whole_image_center_scale",
+    "affine_transform_points",
+    "box_xywh_to_center_scale",
     "box_xyxy_to_center_scale",
     "clean_coco_box",
-    "box_xywh_to_center_scale",
     "get_affine_transform",
-    "get_warp_matrix",
     "get_udp_warp_matrix",
-    "warp_affine",
-    "affine_transform_points",
+    "get_warp_matrix",
     "transform_preds",
+    "warp_affine",
+    "whole_image_center_scale",
 ]
 
 PIXEL_STD = 200.0

@@ -88,7 +88,7 @@ def _paddle_python() -> str | None:
     candidates += [str(p / "peers" / "bin" / "python") for p in (REPO.parent, REPO.parent.parent)]
     for candidate in candidates:
         if candidate and shutil.which(candidate):
-            probe = subprocess.run([candidate, "-c", "import paddle"], capture_output=True, timeout=120)
+            probe = subprocess.run([candidate, "-c", "import paddle"], check=False, capture_output=True, timeout=120)
             if probe.returncode == 0:
                 return candidate
     return None

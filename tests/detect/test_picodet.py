@@ -111,7 +111,7 @@ def _paddle_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
     """Our weights under PaddleDetection's ``PicoDet.state_dict()`` names, with its extra entries."""
     state = {}
     for name, value in model.state_dict().items():
-        if name.endswith("num_batches_tracked") or name.endswith(".slope") or name == "head.score_eps":
+        if name.endswith(("num_batches_tracked", ".slope")) or name == "head.score_eps":
             continue
         name = name.replace("running_mean", "_mean").replace("running_var", "_variance")
         state[name] = value.numpy()

@@ -51,7 +51,10 @@ def test_graph_contract(onnx_files, fixture_models, size: str) -> None:
     onnx.checker.check_model(proto, full_check=True)
     spec = fixture_models[size].spec
     (graph_input,), (graph_output,) = proto.graph.input, proto.graph.output
-    dims = lambda value: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    def dims(value: object) -> list:
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
     assert dims(graph_input) == ["batch", 3, spec.input_height, spec.input_width]
     assert dims(graph_output) == ["batch", spec.num_joints, spec.input_height // 4, spec.input_width // 4]
     assert next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 11
@@ -79,7 +82,10 @@ def test_fp16_graph_keeps_float32_io_and_close_heatmaps(fixture_models, paddle_b
     ours = session.run(None, {"image": x})[0]
     assert ours.dtype == np.float32
     assert np.abs(ours - paddle_heatmaps).max() < 2e-2  # heatmaps reach |2.3|; fp16 has 11 bits
-    argmax = lambda h: h.reshape(*h.shape[:2], -1).argmax(-1)
+
+    def argmax(h: np.ndarray) -> np.ndarray:
+        return h.reshape(*h.shape[:2], -1).argmax(-1)
+
     assert (argmax(ours) == argmax(paddle_heatmaps)).mean() > 0.95
 
 

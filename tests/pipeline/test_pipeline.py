@@ -20,7 +20,7 @@ PHOTO_PEOPLE = {"demo_2.jpg": 1, "demo_3.jpg": 1, "demo_5.jpg": 1, "demo_6.jpg":
 class CountingBackend:
     """Wraps a backend and records the batch size of every forward."""
 
-    def __init__(self, backend) -> None:  # noqa: ANN001
+    def __init__(self, backend) -> None:
         self.backend = backend
         self.calls: list[int] = []
 

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_modes_and_groups() -> None:
-    out = subprocess.run([sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "train.py", "--help"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     for text in ("mode=check_dataset", "mode=evaluate", "resume=auto", "experiment:", "paddlex_finetune", "trainer:"):
         assert text in out.stdout
@@ -87,7 +87,7 @@ def test_evaluate_mode_writes_evaluate_result(
 def test_cli_errors_are_one_clear_line(compose_config, tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "train.py", "mode=check_dataset", f"dataset_dir={tmp_path / 'missing'}", f"output_dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 1
     assert f"{tmp_path / 'missing'}: dataset folder does not exist" in out.stderr and "Traceback" not in out.stderr

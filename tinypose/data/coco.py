@@ -23,12 +23,12 @@ from .layout import DatasetError
 
 __all__ = [
     "PersonInstance",
-    "load_coco_json",
-    "find_problems",
-    "validate_coco",
-    "gt_instances",
     "detection_instances",
+    "find_problems",
+    "gt_instances",
+    "load_coco_json",
     "load_detections",
+    "validate_coco",
 ]
 
 MAX_LISTED_PROBLEMS = 20
@@ -168,13 +168,13 @@ def find_problems(
             errors.append(f"{where}: invalid bbox {bbox!r}: expected [x, y, width, height] of 4 finite numbers")
         elif bbox[2] <= 0 or bbox[3] <= 0:
             errors.append(f"{where}: invalid bbox {bbox!r}: width and height must be positive")
-        elif image is not None and _is_number(image.get("width")) and _is_number(image.get("height")):
-            if bbox[0] >= image["width"] or bbox[1] >= image["height"] or bbox[0] + bbox[2] <= 0 or (
-                bbox[1] + bbox[3] <= 0
-            ):
-                errors.append(
-                    f"{where}: invalid bbox {bbox!r}: outside the {image['width']}x{image['height']} image"
-                )
+        elif (
+            image is not None
+            and _is_number(image.get("width"))
+            and _is_number(image.get("height"))
+            and (bbox[0] >= image["width"] or bbox[1] >= image["height"] or bbox[0] + bbox[2] <= 0 or bbox[1] + bbox[3] <= 0)
+        ):
+            errors.append(f"{where}: invalid bbox {bbox!r}: outside the {image['width']}x{image['height']} image")
 
         keypoints = annotation.get("keypoints")
         expected = 3 * categories.get(annotation.get("category_id"), num_joints)

@@ -20,7 +20,7 @@ from ..models.tinypose import ModelSpec
 from .coco import PersonInstance
 from .transforms import AugmentConfig, augment, read_image, udp_crop
 
-__all__ = ["TopDownTrainDataset", "TopDownEvalDataset", "EpochSampler", "ShardedSampler"]
+__all__ = ["EpochSampler", "ShardedSampler", "TopDownEvalDataset", "TopDownTrainDataset"]
 
 
 def _distributed() -> tuple[int, int]:

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "DatasetError",
-    "DatasetLayout",
     "ANNOTATION_NAMES",
     "IMAGES_DIR",
-    "resolve_layout",
+    "DatasetError",
+    "DatasetLayout",
     "find_annotation",
     "make_paddlex_layout",
+    "resolve_layout",
 ]
 
 IMAGES_DIR = "images"

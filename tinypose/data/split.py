@@ -19,7 +19,7 @@ import numpy as np
 from .coco import find_problems, load_coco_json
 from .layout import ANNOTATION_NAMES, ANNOTATIONS_DIR, DatasetError, find_annotation
 
-__all__ = ["split_dataset", "merge_annotation_files"]
+__all__ = ["merge_annotation_files", "split_dataset"]
 
 
 def _backup_path(path: Path) -> Path:

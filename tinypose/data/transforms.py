@@ -17,7 +17,7 @@ import numpy as np
 
 from ..crop import PIXEL_STD, get_udp_warp_matrix, get_warp_matrix, warp_affine
 
-__all__ = ["AugmentConfig", "TrainSample", "read_image", "augment", "udp_crop", "cutout"]
+__all__ = ["AugmentConfig", "TrainSample", "augment", "cutout", "read_image", "udp_crop"]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LCNet", "ConvBNLayer", "DepthwiseSeparable", "SEModule", "PaddleHardsigmoid", "make_divisible"]
+__all__ = ["ConvBNLayer", "DepthwiseSeparable", "LCNet", "PaddleHardsigmoid", "SEModule", "make_divisible"]
 
 # kernel, in_channels, out_channels, stride, use_se (before width scaling)
 NET_CONFIG: dict[str, tuple[tuple[int, int, int, int, bool], ...]] = {

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from .lcnet import DepthwiseSeparable
 
-__all__ = ["LCPAN", "DPModule", "ChannelT", "PanConvBN"]
+__all__ = ["LCPAN", "ChannelT", "DPModule", "PanConvBN"]
 
 
 class PanConvBN(nn.Module):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["multiclass_nms", "box_iou_paddle"]
+__all__ = ["box_iou_paddle", "multiclass_nms"]
 
 
 def box_iou_paddle(box: np.ndarray, others: np.ndarray, normalized: bool = True) -> np.ndarray:

@@ -27,15 +27,15 @@ from .lcnet import LCNet
 from .lcpan import LCPAN, DPModule
 
 __all__ = [
+    "DETECTOR_SPECS",
+    "DetectorSpec",
+    "NMSConfig",
     "PicoDet",
     "PicoFeat",
     "PicoHeadV2",
-    "DetectorSpec",
-    "NMSConfig",
-    "DETECTOR_SPECS",
+    "build_detector",
     "get_detector_spec",
     "list_detectors",
-    "build_detector",
 ]
 
 

@@ -34,12 +34,12 @@ __all__ = [
     "IRGraphConstants",
     "convert_detector",
     "detector_name_for",
-    "load_detector_weights",
     "detector_state_dict",
     "execution_order",
+    "load_detector_weights",
+    "read_detector_ir",
     "state_from_ir_convs",
     "state_from_pdparams",
-    "read_detector_ir",
 ]
 
 

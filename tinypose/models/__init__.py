@@ -4,14 +4,14 @@ from .litehrnet import LiteHRNet, LiteHRNetConfig, channel_shuffle
 from .tinypose import MODEL_SPECS, ModelSpec, TinyPose, WeightSource, build_model, get_spec, list_models
 
 __all__ = [
+    "MODEL_SPECS",
     "LiteHRNet",
     "LiteHRNetConfig",
-    "channel_shuffle",
-    "MODEL_SPECS",
     "ModelSpec",
     "TinyPose",
     "WeightSource",
     "build_model",
+    "channel_shuffle",
     "get_spec",
     "list_models",
 ]

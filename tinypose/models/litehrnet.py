@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["LiteHRNet", "LiteHRNetConfig", "ConvNorm", "channel_shuffle", "WIDER_NAIVE"]
+__all__ = ["WIDER_NAIVE", "ConvNorm", "LiteHRNet", "LiteHRNetConfig", "channel_shuffle"]
 
 
 @dataclass(frozen=True)

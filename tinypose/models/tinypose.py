@@ -16,17 +16,17 @@ from torch import Tensor, nn
 from .litehrnet import WIDER_NAIVE, LiteHRNet, LiteHRNetConfig
 
 __all__ = [
-    "TinyPose",
-    "ModelSpec",
-    "WeightSource",
-    "MODEL_SPECS",
-    "COCO_KEYPOINTS",
     "COCO_FLIP_PAIRS",
-    "COCO_SKELETON",
+    "COCO_KEYPOINTS",
     "COCO_SIGMAS",
+    "COCO_SKELETON",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MODEL_SPECS",
     "OPENVINO_IR_REPO",
+    "ModelSpec",
+    "TinyPose",
+    "WeightSource",
     "build_model",
     "get_spec",
     "list_models",

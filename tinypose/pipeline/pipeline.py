@@ -39,7 +39,7 @@ from ..predict.inputs import (
 from .smoothing import OneEuroConfig
 from .tracking import PoseTracker
 
-__all__ = ["KeypointPipeline", "PipelineResult", "create_pipeline", "clip_boxes", "PIPELINES", "Detector"]
+__all__ = ["PIPELINES", "Detector", "KeypointPipeline", "PipelineResult", "clip_boxes", "create_pipeline"]
 
 _DEFAULT: Any = object()
 

@@ -10,6 +10,7 @@ that smooths its keypoints over time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,7 @@ def oks_matrix(
     keypoints_a: np.ndarray,
     keypoints_b: np.ndarray,
     areas_b: np.ndarray,
-    sigmas: np.ndarray = np.asarray(COCO_SIGMAS),
+    sigmas: Sequence[float] | np.ndarray = COCO_SIGMAS,
     score_threshold: float = 0.3,
 ) -> np.ndarray:
     """COCO object keypoint similarity of ``[A,K,3]`` against ``[B,K,3]`` poses (``x, y, score``).

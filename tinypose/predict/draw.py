@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["draw_keypoints", "line_width_for", "DEFAULT_DRAW_THRESHOLD"]
+__all__ = ["DEFAULT_DRAW_THRESHOLD", "draw_keypoints", "line_width_for"]
 
 DEFAULT_DRAW_THRESHOLD = 0.3
 """Joints whose score (raw heatmap value) is below this are left out of the picture."""

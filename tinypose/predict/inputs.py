@@ -38,17 +38,17 @@ __all__ = [
     "InputError",
     "InputItem",
     "VideoSource",
-    "to_bgr8",
-    "decode_image_bytes",
-    "read_image_file",
-    "fetch_url",
-    "read_url",
-    "list_image_files",
-    "iter_inputs",
-    "iter_batches",
     "count_inputs",
+    "decode_image_bytes",
+    "fetch_url",
     "is_url",
+    "iter_batches",
+    "iter_inputs",
+    "list_image_files",
     "prefetch",
+    "read_image_file",
+    "read_url",
+    "to_bgr8",
 ]
 
 logger = logging.getLogger("tinypose")
@@ -238,7 +238,7 @@ def fetch_url(
         if isinstance(error.reason, (TimeoutError, socket.timeout)):
             raise InputError(url, f"download timed out after {timeout:g} s") from error
         raise InputError(url, f"cannot download: {error.reason}") from error
-    except (TimeoutError, socket.timeout) as error:
+    except TimeoutError as error:
         raise InputError(url, f"download timed out after {timeout:g} s") from error
     except (OSError, ValueError) as error:
         raise InputError(url, f"cannot download: {error}") from error
@@ -475,7 +475,7 @@ def prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
                     break
             else:
                 offer((True, _DONE))
-        except BaseException as error:  # handed to the consumer, raised there
+        except BaseException as error:  # noqa: BLE001 (handed to the consumer, raised there)
             offer((False, error))
         finally:
             close = getattr(iterator, "close", None)

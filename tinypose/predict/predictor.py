@@ -42,7 +42,7 @@ from .inputs import (
 )
 from .result import KeypointResult
 
-__all__ = ["KeypointPredictor", "create_model", "Backend", "resolve_device"]
+__all__ = ["Backend", "KeypointPredictor", "create_model", "resolve_device"]
 
 Backend = Callable[[torch.Tensor], torch.Tensor]
 """``backend(batch [N,3,H,W] float32 normalized RGB) -> heatmaps [N,K,H/4,W/4] float32`` on the CPU."""

@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from ..plotting import pyplot, save_figure
 
-__all__ = ["TrainingCurves", "ExportBestCheckpoint", "SaveOnInterrupt", "plot_training_curves"]
+__all__ = ["ExportBestCheckpoint", "SaveOnInterrupt", "TrainingCurves", "plot_training_curves"]
 
 
 def _scalar(metrics: dict[str, Any], name: str) -> float | None:

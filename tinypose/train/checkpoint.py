@@ -17,7 +17,7 @@ from ..weights.errors import WeightsError
 if TYPE_CHECKING:
     from ..weights.loader import RawWeights
 
-__all__ = ["load_lightning_checkpoint", "read_lightning_checkpoint", "export_checkpoint"]
+__all__ = ["export_checkpoint", "load_lightning_checkpoint", "read_lightning_checkpoint"]
 
 PREFIX = "model."
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["run", "run_check_dataset", "run_train", "run_evaluate", "resolve_resume", "resolve_weights"]
+__all__ = ["resolve_resume", "resolve_weights", "run", "run_check_dataset", "run_evaluate", "run_train"]
 
 MODES = ("check_dataset", "train", "evaluate")
 

@@ -31,17 +31,17 @@ from ..models.tinypose import COCO_SIGMAS, ModelSpec, get_spec
 __all__ = [
     "STAT_NAMES",
     "KeypointEvaluator",
+    "coco_keypoint_stats",
     "decode_batch",
+    "detector_results",
+    "evaluate",
+    "iter_heatmaps",
     "normalize_batch",
     "oks_iou",
     "oks_nms",
-    "rescore_and_nms",
-    "coco_keypoint_stats",
-    "detector_results",
     "person_instances",
-    "iter_heatmaps",
     "predict_keypoints",
-    "evaluate",
+    "rescore_and_nms",
 ]
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
@@ -159,7 +159,7 @@ def coco_keypoint_stats(
     from pycocotools.cocoeval import COCOeval
 
     if not results:
-        return {name: 0.0 for name in STAT_NAMES}
+        return dict.fromkeys(STAT_NAMES, 0.0)
     gt = _coco_from(gt_data)
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):

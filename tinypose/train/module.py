@@ -22,7 +22,7 @@ from ..codec import HeatmapCodec
 from ..models.tinypose import TinyPose, build_model, get_spec
 from .evaluation import KeypointEvaluator, decode_batch, normalize_batch
 
-__all__ = ["TinyPoseLitModule", "WarmupPiecewise", "keypoint_mse_loss", "init_paddle_weights", "batchnorm_is_folded"]
+__all__ = ["TinyPoseLitModule", "WarmupPiecewise", "batchnorm_is_folded", "init_paddle_weights", "keypoint_mse_loss"]
 
 
 def keypoint_mse_loss(heatmaps: Tensor, target: Tensor, target_weight: Tensor) -> Tensor:

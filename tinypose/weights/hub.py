@@ -38,14 +38,14 @@ if TYPE_CHECKING:
     from ..models.tinypose import ModelSpec, WeightSource
 
 __all__ = [
-    "resolve_pretrained",
-    "cache_dir",
-    "local_candidates",
-    "download_file",
-    "ENV_WEIGHTS",
-    "ENV_WEIGHTS_DIR",
     "ENV_HOME",
     "ENV_OFFLINE",
+    "ENV_WEIGHTS",
+    "ENV_WEIGHTS_DIR",
+    "cache_dir",
+    "download_file",
+    "local_candidates",
+    "resolve_pretrained",
 ]
 
 ENV_WEIGHTS = "TINYPOSE_WEIGHTS"

@@ -33,7 +33,7 @@ from .errors import WeightsError
 if TYPE_CHECKING:
     from .loader import RawWeights
 
-__all__ = ["IRGraph", "IRLayer", "IRPort", "IREdge", "read_ir_graph", "read_openvino_ir", "ELEMENT_TYPES"]
+__all__ = ["ELEMENT_TYPES", "IREdge", "IRGraph", "IRLayer", "IRPort", "read_ir_graph", "read_openvino_ir"]
 
 ELEMENT_TYPES: dict[str, np.dtype] = {
     "f16": np.dtype("<f2"),

@@ -43,12 +43,12 @@ if TYPE_CHECKING:
     from .loader import RawWeights
 
 __all__ = [
-    "read_paddle_inference",
-    "read_pdiparams",
-    "write_pdiparams",
-    "read_program",
     "PaddleProgram",
     "find_inference_files",
+    "read_paddle_inference",
+    "read_pdiparams",
+    "read_program",
+    "write_pdiparams",
 ]
 
 # VarType.Type values of paddle/fluid/framework/framework.proto that can hold parameters.

@@ -22,7 +22,7 @@ except ImportError:  # numpy 1.x
 
 from .errors import WeightsError
 
-__all__ = ["read_pdparams", "PADDLE_NAME_TABLE_KEY"]
+__all__ = ["PADDLE_NAME_TABLE_KEY", "read_pdparams"]
 
 PADDLE_NAME_TABLE_KEY = "StructuredToParameterName@@"
 """Extra entry ``paddle.save`` adds: structured name -> static name (not a tensor)."""

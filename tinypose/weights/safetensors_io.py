@@ -14,7 +14,7 @@ from .errors import WeightsError
 if TYPE_CHECKING:
     from .loader import RawWeights
 
-__all__ = ["save_safetensors", "read_safetensors"]
+__all__ = ["read_safetensors", "save_safetensors"]
 
 
 def save_safetensors(
@@ -42,7 +42,7 @@ def read_safetensors(path: str | Path) -> RawWeights:
     try:
         with safe_open(str(path), framework="np") as file:
             metadata = file.metadata() or {}
-            arrays = {name: np.asarray(file.get_tensor(name)) for name in file.keys()}
+            arrays = {name: np.asarray(file.get_tensor(name)) for name in file.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as error:
         raise WeightsError(f"{path}: not a readable safetensors file (truncated or corrupt?): {error}") from None
     return RawWeights(path, "safetensors", arrays, "torch", model_name=metadata.get("model_name"))
