@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,17 +9,10 @@ import pytest
 from tinypose.predict import KeypointPredictor, create_model
 
 
-def fixture_weights(fixtures_dir: Path) -> Path:
-    """The weights of ``paddlex_infer_128x96``: its inference folder once tinypose can read Paddle
-    inference models, else the identical ``tinypose_128x96_random.pdparams``."""
-    if importlib.util.find_spec("tinypose.weights.paddle_inference") is not None:
-        return fixtures_dir / "paddlex_infer_128x96"
-    return fixtures_dir / "tinypose_128x96_random.pdparams"
-
-
 @pytest.fixture(scope="session")
 def random_weights(fixtures_dir: Path) -> Path:
-    return fixture_weights(fixtures_dir)
+    """The PaddleX inference model the e2e references were made with (random weights, 128x96)."""
+    return fixtures_dir / "paddlex_infer_128x96"
 
 
 @pytest.fixture(scope="session")

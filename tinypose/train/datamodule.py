@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -148,8 +147,3 @@ class CocoKeypointDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
-
-    @property
-    def val_annotation_file(self) -> Path:
-        assert self.layout is not None
-        return self.layout.annotations("val")
