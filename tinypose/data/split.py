@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..files import atomic_write
 from .coco import find_problems, load_coco_json
 from .layout import ANNOTATION_NAMES, ANNOTATIONS_DIR, DatasetError, find_annotation
 
@@ -84,10 +85,8 @@ def merge_annotation_files(files: list[Path]) -> tuple[dict[str, Any], list[dict
 
 
 def _write_json(data: Mapping[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("w", encoding="utf-8") as file:
+    with atomic_write(path) as temporary, temporary.open("w", encoding="utf-8") as file:
         json.dump(data, file, ensure_ascii=False)
-    os.replace(tmp, path)
 
 
 def split_dataset(dataset_dir: str | Path, train_percent: float, val_percent: float, seed: int = 0) -> dict[str, Any]:

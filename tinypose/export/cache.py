@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from ..files import atomic_write
+
 __all__ = ["ENV_EXPORT_CACHE", "cache_key", "cached_artifact", "export_cache_dir", "state_dict_sha256"]
 
 ENV_EXPORT_CACHE = "TINYPOSE_EXPORT_CACHE"
@@ -65,13 +67,8 @@ def cached_artifact(
     path = folder / f"{stem}-{key[:20]}{suffix}"
     if path.is_file() and path.stat().st_size > 0:
         return path
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    try:
-        build(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as temporary:
+        build(temporary)
     sidecar = {"key": key, "cache_format": CACHE_FORMAT, **fields}
     path.with_suffix(path.suffix + ".json").write_text(json.dumps(sidecar, indent=2, sort_keys=True, default=str))
     return path

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import atomic_write
 from ..models.fuse import ConvAct, FoldedShuffleUnit, FusedTinyPose, fuse_model
 from ..models.tinypose import TinyPose
 
@@ -215,19 +216,16 @@ def export_onnx(
     """
     import onnx
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    if exporter == "graph":
-        proto = build_onnx(model, opset, precision, metadata)
-        onnx.save(proto, tmp)
-    elif exporter == "torch":
-        _export_with_torch(model, tmp, opset, precision)
-    else:
+    if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, not {exporter!r}")
-    if check:
-        check_onnx(tmp)
-    tmp.replace(path)
+    path = Path(path)
+    with atomic_write(path) as temporary:
+        if exporter == "graph":
+            onnx.save(build_onnx(model, opset, precision, metadata), temporary)
+        else:
+            _export_with_torch(model, temporary, opset, precision)
+        if check:
+            check_onnx(temporary)
     return path
 
 

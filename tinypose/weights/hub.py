@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..files import atomic_write
 from .errors import WeightsError
 from .loader import sha256_of
 
@@ -240,47 +241,44 @@ def download_file(
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise WeightsError(f"{destination.parent}: cannot create the download folder ({error}); set ${ENV_HOME}") from None
-    temporary = destination.with_name(f".{destination.name}.{os.getpid()}.part")
     deadline = time.monotonic() + timeout
     sha = hashlib.sha256()
     md5 = hashlib.md5()
     received = 0
     request = urllib.request.Request(url, headers={"User-Agent": f"tinypose/{__version__}"})
     try:
-        with urllib.request.urlopen(request, timeout=min(socket_timeout, timeout)) as response:
-            length = response.headers.get("Content-Length")
-            expected_length = int(length) if length and length.isdigit() else None
-            if expected_length is not None and expected_length > max_bytes:
-                raise WeightsError(f"{url}: server announces {expected_length} bytes, more than the {max_bytes} allowed")
-            content_md5 = response.headers.get("Content-MD5")
-            with temporary.open("wb") as file, tqdm(
-                total=expected_length, unit="B", unit_scale=True, desc=destination.name, disable=not progress
-            ) as bar:
-                while chunk := response.read1(1 << 16):
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise WeightsError(f"{url}: more than {max_bytes} bytes, stopped")
-                    if time.monotonic() > deadline:
-                        raise WeightsError(f"{url}: not complete after {timeout:g} s, stopped")
-                    file.write(chunk)
-                    sha.update(chunk)
-                    md5.update(chunk)
-                    bar.update(len(chunk))
-        if expected_length is not None and received != expected_length:
-            raise WeightsError(f"{url}: got {received} of {expected_length} bytes (connection cut?)")
-        digest = sha.hexdigest()
-        if sha256 and digest != sha256:
-            raise WeightsError(f"{url}: sha256 {digest} does not match the expected {sha256}")
-        if not sha256 and content_md5 and _md5_header(content_md5) not in (None, md5.hexdigest()):
-            raise WeightsError(f"{url}: md5 {md5.hexdigest()} does not match the server's Content-MD5")
-        os.replace(temporary, destination)
+        with atomic_write(destination) as temporary:
+            with urllib.request.urlopen(request, timeout=min(socket_timeout, timeout)) as response:
+                length = response.headers.get("Content-Length")
+                expected_length = int(length) if length and length.isdigit() else None
+                if expected_length is not None and expected_length > max_bytes:
+                    raise WeightsError(f"{url}: server announces {expected_length} bytes, more than the {max_bytes} allowed")
+                content_md5 = response.headers.get("Content-MD5")
+                with temporary.open("wb") as file, tqdm(
+                    total=expected_length, unit="B", unit_scale=True, desc=destination.name, disable=not progress
+                ) as bar:
+                    while chunk := response.read1(1 << 16):
+                        received += len(chunk)
+                        if received > max_bytes:
+                            raise WeightsError(f"{url}: more than {max_bytes} bytes, stopped")
+                        if time.monotonic() > deadline:
+                            raise WeightsError(f"{url}: not complete after {timeout:g} s, stopped")
+                        file.write(chunk)
+                        sha.update(chunk)
+                        md5.update(chunk)
+                        bar.update(len(chunk))
+            if expected_length is not None and received != expected_length:
+                raise WeightsError(f"{url}: got {received} of {expected_length} bytes (connection cut?)")
+            digest = sha.hexdigest()
+            if sha256 and digest != sha256:
+                raise WeightsError(f"{url}: sha256 {digest} does not match the expected {sha256}")
+            if not sha256 and content_md5 and _md5_header(content_md5) not in (None, md5.hexdigest()):
+                raise WeightsError(f"{url}: md5 {md5.hexdigest()} does not match the server's Content-MD5")
     except WeightsError:
         raise
     except (urllib.error.URLError, OSError, ValueError) as error:  # TimeoutError is an OSError
         reason = getattr(error, "reason", error)
         raise WeightsError(f"{url}: download failed: {reason}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
     if not sha256:
         destination.with_name(destination.name + ".sha256").write_text(f"{digest}  {destination.name}\n")
         log.warning(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..files import atomic_write
 from .errors import WeightsError
 
 if TYPE_CHECKING:
@@ -24,11 +25,9 @@ def save_safetensors(
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": "pt", "model_name": model_name, **(metadata or {})}
-    tmp = path.with_name(path.name + ".partial")
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp), metadata=header)
-    tmp.replace(path)
+    with atomic_write(path) as temporary:
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(temporary), metadata=header)
     return path
 
 
