@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from .nms import multiclass_nms
 from .picodet import DetectorSpec, NMSConfig, PicoDet, build_detector, get_detector_spec
 
@@ -147,9 +148,7 @@ def create_detector(
 
     ``device``: ``"cpu"``, ``"cuda"``, ``"gpu:0"``...; ``None`` picks CUDA when available.
     """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif isinstance(device, str) and device.lower().startswith("gpu"):
-        device = "cuda" + device[3:]
     get_detector_spec(name)
-    return PersonDetector(build_detector(name, pretrained=weights), device, threshold, batch_size, input_color=input_color)
+    return PersonDetector(
+        build_detector(name, pretrained=weights), resolve_device(device), threshold, batch_size, input_color=input_color
+    )

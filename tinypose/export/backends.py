@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..device import resolve_device
 from ..models.fuse import fuse_model
 from ..models.tinypose import ModelSpec, TinyPose, build_model
 from .cache import cached_artifact, export_cache_dir, state_dict_sha256
@@ -50,11 +51,8 @@ class BackendUnavailable(RuntimeError):
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    if isinstance(device, str) and device.lower().startswith("gpu"):
-        device = "cuda" + device[3:]
-    device = torch.device(device)
+    """CPU by default; ``cuda`` pinned to the current GPU's index so that cache keys name one GPU."""
+    device = resolve_device(device, prefer_cuda=False)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
     return device

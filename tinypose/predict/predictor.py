@@ -26,6 +26,7 @@ from ..crop import (
     warp_affine,
     whole_image_center_scale,
 )
+from ..device import resolve_device
 from ..export import create_backend
 from ..models.tinypose import ModelSpec, build_model, get_spec
 from .draw import DEFAULT_DRAW_THRESHOLD
@@ -52,15 +53,6 @@ BoxesArg = Any
 detection dicts ``{"coordinate": [...], "score": s}`` (see :func:`tinypose.boxes.parse_boxes`); for
 several images a sequence of those; or a detector, ``boxes(image_bgr) -> boxes``
 (:data:`tinypose.boxes.Detector`), called on each image in BGR order."""
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; PaddleX spellings ``gpu`` / ``gpu:N`` -> ``cuda:N``."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if isinstance(device, str) and device.lower().startswith("gpu"):
-        device = "cuda" + device[3:]
-    return torch.device(device)
 
 
 def _is_single_image(inputs: Any) -> bool:

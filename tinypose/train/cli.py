@@ -106,8 +106,7 @@ def run_train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str,
 
 
 def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
-    import torch
-
+    from ..device import resolve_device
     from ..models.tinypose import build_model
     from .evaluation import evaluate
 
@@ -115,7 +114,7 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     if weights is False:
         raise ValueError("evaluate needs weights=PATH (any format build_model reads, or `pretrained`)")
     options = cfg.evaluate
-    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(options.device or None)  # also takes PaddleX's gpu:N
     model = build_model(cfg.model.name, pretrained=weights)
     files = {}
     if cfg.data.get("val_annotations"):  # an explicit annotation file instead of the layout's val split
