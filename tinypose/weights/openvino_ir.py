@@ -130,7 +130,7 @@ class IRGraph:
         for layer in self.layers.values():
             if layer.name == name:
                 return layer
-        raise KeyError(name)
+        raise KeyError(f"{self.xml_path}: no layer named {name!r}")
 
     @property
     def parameters(self) -> list[IRLayer]:
