@@ -50,7 +50,7 @@ def run_check_dataset(cfg: DictConfig) -> dict[str, Any]:
 
     spec = get_spec(cfg.model.name)
     options = cfg.check_dataset
-    return check_dataset(
+    result = check_dataset(
         cfg.dataset_dir,
         cfg.output_dir,
         sample_num=int(options.sample_num),
@@ -60,6 +60,12 @@ def run_check_dataset(cfg: DictConfig) -> dict[str, Any]:
         train_annotations=cfg.data.get("train_annotations"),
         val_annotations=cfg.data.get("val_annotations"),
     )
+    attributes = result["attributes"]
+    print(
+        f"check_dataset passed: {attributes['train_samples']} train / {attributes['val_samples']} val images; "
+        f"report, samples and histogram in {Path(cfg.output_dir).resolve()}"
+    )
+    return result
 
 
 def run_train(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import cv2
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from ..data.coco import PersonInstance, gt_instances, validate_coco
@@ -17,6 +19,13 @@ from .evaluation import person_instances
 
 __all__ = ["CocoKeypointDataModule", "ResumableDataLoader"]
 
+
+
+def single_threaded_worker(worker_id: int) -> None:
+    """Loader workers decode and warp one sample at a time: one OpenCV / torch thread each, so that
+    ``num_workers`` processes do not oversubscribe the cores the training step runs on."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
 
 class ResumableDataLoader(DataLoader):
     """A DataLoader over :class:`EpochSampler` that Lightning saves and restores with the checkpoint.
@@ -133,6 +142,7 @@ class CocoKeypointDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=single_threaded_worker,
             drop_last=False,
             batches_done=self._batches_done,
         )
@@ -146,4 +156,5 @@ class CocoKeypointDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=single_threaded_worker,
         )
