@@ -17,8 +17,7 @@ from ..data.transforms import AugmentConfig
 from ..models.tinypose import get_spec
 from .evaluation import person_instances
 
-__all__ = ["CocoKeypointDataModule", "ResumableDataLoader"]
-
+__all__ = ["CocoKeypointDataModule", "ResumableDataLoader", "single_threaded_worker"]
 
 
 def single_threaded_worker(worker_id: int) -> None:
@@ -26,6 +25,7 @@ def single_threaded_worker(worker_id: int) -> None:
     ``num_workers`` processes do not oversubscribe the cores the training step runs on."""
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+
 
 class ResumableDataLoader(DataLoader):
     """A DataLoader over :class:`EpochSampler` that Lightning saves and restores with the checkpoint.
