@@ -374,30 +374,16 @@ def detector_name_for(source: str | Path, model_name: str | None = None) -> str 
 
 def convert_detector(source: str | Path, output: str | Path, model_name: str, force: bool = False) -> Path:
     """Write PP-PicoDet weights from any supported ``source`` to ``output`` (safetensors, with provenance)."""
-    from .. import __version__
-    from ..weights.loader import sha256_of
+    from ..weights.convert import check_output, provenance
     from ..weights.safetensors_io import save_safetensors
 
     source, output = Path(source), Path(output)
-    if output.suffix != ".safetensors":
-        raise WeightsError(f"{output}: the output must be a .safetensors file")
-    if output.exists() and not force:
-        raise WeightsError(f"{output}: already exists; pass --force (force=True) to overwrite it")
-    tensors_file, graph_file = _tensor_files(source)
-    if output.exists() and output.resolve() == tensors_file.resolve():
-        raise WeightsError(f"{output}: is the source itself; choose another output path")
+    check_output(output, force)
+    files = _tensor_files(source)
+    check_output(output, force, files)
     name = get_detector_spec(model_name).name
     state = detector_state_dict(source, name)
-    metadata = {
-        "source": tensors_file.name,
-        "source_sha256": sha256_of(tensors_file),
-        "source_format": detect_format(source),
-        "tinypose_version": __version__,
-    }
-    if graph_file is not None:
-        metadata["source_program"] = graph_file.name
-        metadata["source_program_sha256"] = sha256_of(graph_file)
-    return save_safetensors(state, output, name, metadata)
+    return save_safetensors(state, output, name, provenance(*files, detect_format(source)))
 
 
 def load_detector_weights(model: PicoDet, source: bool | str | Path) -> PicoDet:

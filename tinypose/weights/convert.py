@@ -15,7 +15,7 @@ from .errors import WeightsError
 from .loader import RawWeights, check_variant, read_weights, sha256_of, to_torch_state
 from .safetensors_io import save_safetensors
 
-__all__ = ["convert", "infer_model_name", "source_files"]
+__all__ = ["check_output", "convert", "infer_model_name", "provenance", "source_files"]
 
 
 def source_files(raw: RawWeights) -> tuple[Path, Path | None]:
@@ -57,6 +57,33 @@ def infer_model_name(raw: RawWeights, model_name: str | None = None) -> str:
     )
 
 
+def check_output(output: Path, force: bool, sources: tuple[Path | None, Path | None] = (None, None)) -> None:
+    """Refuse an ``output`` that is not ``.safetensors``, that exists (unless ``force``), or that is one of
+    the ``sources`` files (even with ``force``: the source would be lost)."""
+    if output.suffix != ".safetensors":
+        raise WeightsError(f"{output}: the output must be a .safetensors file")
+    if output.exists() and not force:
+        raise WeightsError(f"{output}: already exists; pass --force (force=True) to overwrite it")
+    if output.exists() and output.resolve() in {p.resolve() for p in sources if p is not None}:
+        raise WeightsError(f"{output}: is the source itself; choose another output path")
+
+
+def provenance(tensors_file: Path, program_file: Path | None, source_format: str) -> dict[str, str]:
+    """The safetensors header fields that say where converted weights came from (module docstring)."""
+    from .. import __version__
+
+    metadata = {
+        "source": tensors_file.name,
+        "source_sha256": sha256_of(tensors_file),
+        "source_format": source_format,
+        "tinypose_version": __version__,
+    }
+    if program_file is not None:
+        metadata["source_program"] = program_file.name
+        metadata["source_program_sha256"] = sha256_of(program_file)
+    return metadata
+
+
 def convert(
     source: str | Path, output: str | Path, model_name: str | None = None, force: bool = False
 ) -> Path:
@@ -65,7 +92,6 @@ def convert(
     Refuses to overwrite an existing ``output`` unless ``force``; the output is written to a temp
     file and renamed, so a failed conversion never leaves a partial file.
     """
-    from .. import __version__
     from ..detect.weights import convert_detector, detector_name_for
     from ..models.tinypose import TinyPose, get_spec
 
@@ -73,24 +99,11 @@ def convert(
     if detector is not None:
         return convert_detector(source, output, detector, force)
     source, output = Path(source), Path(output)
-    if output.suffix != ".safetensors":
-        raise WeightsError(f"{output}: the output must be a .safetensors file")
-    if output.exists() and not force:
-        raise WeightsError(f"{output}: already exists; pass --force (force=True) to overwrite it")
+    check_output(output, force)
     raw = read_weights(source)
-    if output.exists() and output.resolve() in {p.resolve() for p in source_files(raw) if p is not None}:
-        raise WeightsError(f"{output}: is the source itself; choose another output path")
+    files = source_files(raw)
+    check_output(output, force, files)
     name = infer_model_name(raw, model_name)
     check_variant(raw, name)
     state = to_torch_state(raw, TinyPose(get_spec(name)))
-    tensors_file, program_file = source_files(raw)
-    metadata = {
-        "source": tensors_file.name,
-        "source_sha256": sha256_of(tensors_file),
-        "source_format": raw.format,
-        "tinypose_version": __version__,
-    }
-    if program_file is not None:
-        metadata["source_program"] = program_file.name
-        metadata["source_program_sha256"] = sha256_of(program_file)
-    return save_safetensors(state, output, name, metadata)
+    return save_safetensors(state, output, name, provenance(*files, raw.format))
