@@ -1,5 +1,6 @@
-"""Shared test fixtures: where ../shared lives (skipping with a clear message when it is absent), and
-the coco_dev dataset used by the data, training and evaluation tests."""
+"""Shared test settings and fixtures: torch's thread count per test folder (the one place it is set),
+where ../shared lives (skipping with a clear message when it is absent), the real Hydra configs
+(``compose_config``), and the coco_dev dataset used by the data, training and evaluation tests."""
 
 from __future__ import annotations
 
