@@ -4,10 +4,6 @@ Writes ``<stem>_res.json`` and a picture with the skeletons per image (an annota
 video) into ``output``. See ``conf/infer.yaml`` for every option and ``docs/predict.md``.
 """
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP; see docs/export.md (CPU threads)
-
 import hydra
 from omegaconf import DictConfig
 

@@ -5,10 +5,6 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP; see docs/export.md (CPU threads)
-
 import sys
 
 import hydra

@@ -40,10 +40,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# OpenMP threads that spin while waiting take the CPU from everyone else on a shared machine
-# (torch eager drops ~10x here under load); set before torch loads. Overridable from outside.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import numpy as np
 import torch
 
