@@ -8,9 +8,11 @@ each variant are written down; the rest of the project reads them from here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
 from .litehrnet import WIDER_NAIVE, LiteHRNet, LiteHRNetConfig
@@ -28,6 +30,7 @@ __all__ = [
     "TinyPose",
     "WeightSource",
     "build_model",
+    "forward_with_flip",
     "get_spec",
     "list_models",
 ]
@@ -187,6 +190,17 @@ class TinyPose(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.final_conv(self.backbone(x)[0])
+
+
+def forward_with_flip(
+    forward: Callable[[Tensor], Tensor], images: Tensor, flip: bool
+) -> tuple[Tensor, Tensor | None]:
+    """Heatmaps of ``images`` and, with ``flip``, of their W-mirrored twins, from ONE forward call
+    (the flip test of predict, evaluation and validation; merging is :meth:`HeatmapCodec.flip_merge`)."""
+    if not flip:
+        return forward(images), None
+    both = forward(torch.cat([images, images.flip(3)]))
+    return both[: images.shape[0]], both[images.shape[0] :]
 
 
 def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | Path = False) -> TinyPose:

@@ -28,7 +28,7 @@ from ..crop import (
 )
 from ..device import resolve_device
 from ..export import create_backend
-from ..models.tinypose import ModelSpec, build_model, get_spec
+from ..models.tinypose import ModelSpec, build_model, forward_with_flip, get_spec
 from .draw import DEFAULT_DRAW_THRESHOLD
 from .inputs import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -176,11 +176,8 @@ class KeypointPredictor:
 
     def run_crops(self, batch: torch.Tensor, centers: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forward normalized crops (with their mirrored twins in the same call when flipping) and decode."""
-        count = batch.shape[0]
-        if self.flip:
-            heatmaps = self.backend(torch.cat([batch, batch.flip(3)])).numpy()
-            return self.codec.decode(heatmaps[:count], centers, scales, heatmaps[count:])
-        return self.codec.decode(self.backend(batch).numpy(), centers, scales)
+        heatmaps, flipped = forward_with_flip(self.backend, batch, self.flip)
+        return self.codec.decode(heatmaps.numpy(), centers, scales, None if flipped is None else flipped.numpy())
 
     def _run(self, pending: list[tuple[InputItem, np.ndarray | None]]) -> Iterator[KeypointResult]:
         crops, centers, scales, owner = [], [], [], []

@@ -26,7 +26,7 @@ from ..data.coco import PersonInstance, detection_instances, gt_instances, load_
 from ..data.dataset import TopDownEvalDataset
 from ..data.layout import DatasetError, resolve_layout
 from ..data.transforms import read_image
-from ..models.tinypose import COCO_SIGMAS, ModelSpec, get_spec
+from ..models.tinypose import COCO_SIGMAS, ModelSpec, forward_with_flip, get_spec
 
 __all__ = [
     "STAT_NAMES",
@@ -305,12 +305,14 @@ def iter_heatmaps(
     loader = torch.utils.data.DataLoader(
         TopDownEvalDataset(instances, spec), batch_size=batch_size, shuffle=False, num_workers=num_workers
     )
-    to_numpy = lambda t: t.detach().float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)  # noqa: E731
     for batch in tqdm(loader, desc="evaluate", disable=not progress):
         images = normalize_batch(batch["image"].to(device), spec.mean, spec.std)
-        heatmaps = to_numpy(forward(images))
-        flipped = to_numpy(forward(torch.flip(images, [3]))) if flip else None
-        yield batch["index"].numpy(), heatmaps, flipped
+        heatmaps, flipped = forward_with_flip(forward, images, flip)
+        yield batch["index"].numpy(), _to_numpy(heatmaps), None if flipped is None else _to_numpy(flipped)
+
+
+def _to_numpy(array: Any) -> np.ndarray:
+    return array.detach().float().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
 
 
 def predict_keypoints(
@@ -337,11 +339,10 @@ def decode_batch(
     codec: HeatmapCodec, heatmaps: Any, flipped: Any, instances: Sequence[PersonInstance], pixel_std: float = 200.0
 ) -> np.ndarray:
     """Codec decode with PaddleDetection's evaluation convention (box scale ``* 200`` in float32)."""
-    to_numpy = lambda t: t.detach().float().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)  # noqa: E731
     centers = np.stack([i.center for i in instances])
     scales = np.stack([i.scale for i in instances]) * np.float32(pixel_std)
     keypoints, _ = codec.decode(
-        to_numpy(heatmaps), centers, scales, None if flipped is None else to_numpy(flipped)
+        _to_numpy(heatmaps), centers, scales, None if flipped is None else _to_numpy(flipped)
     )
     return keypoints
 

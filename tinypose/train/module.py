@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..codec import HeatmapCodec
-from ..models.tinypose import TinyPose, build_model, get_spec
+from ..models.tinypose import TinyPose, build_model, forward_with_flip, get_spec
 from .evaluation import KeypointEvaluator, decode_batch, normalize_batch
 
 __all__ = ["TinyPoseLitModule", "WarmupPiecewise", "batchnorm_is_folded", "init_paddle_weights", "keypoint_mse_loss"]
@@ -170,8 +170,7 @@ class TinyPoseLitModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         images = normalize_batch(batch["image"], self.spec.mean, self.spec.std)
         with torch.autocast(self.device.type, enabled=False):  # float32, as the evaluation, also under AMP
-            heatmaps = self.model(images)
-            flipped = self.model(torch.flip(images, [3])) if self.hparams.flip_test else None
+            heatmaps, flipped = forward_with_flip(self.model, images, self.hparams.flip_test)
         instances = self.trainer.datamodule.val_instances
         indices = batch["index"].cpu().numpy()
         keypoints = decode_batch(self.codec, heatmaps, flipped, [instances[i] for i in indices])
