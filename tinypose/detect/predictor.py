@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
+from ..predict.inputs import read_image_file
 from .nms import multiclass_nms
 from .picodet import DetectorSpec, NMSConfig, PicoDet, build_detector, get_detector_spec
 
@@ -47,11 +48,7 @@ def preprocess_image(image_bgr: np.ndarray, spec: DetectorSpec) -> tuple[np.ndar
 
 def _as_bgr(image: np.ndarray | str | Path) -> np.ndarray:
     if isinstance(image, (str, Path)):
-        data = np.fromfile(str(image), np.uint8) if Path(image).is_file() else None
-        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-        if decoded is None:
-            raise ValueError(f"{image}: not a readable image file")
-        return decoded
+        return read_image_file(image)
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected a BGR uint8 image of shape HxWx3, got {image.dtype} {image.shape}")
