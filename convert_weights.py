@@ -1,6 +1,6 @@
 """Convert PP-TinyPose (or PP-PicoDet detector) weights (Paddle .pdparams, Paddle/PaddleX inference model, OpenVINO IR) to safetensors.
 
-    python convert_weights.py SRC -o OUT.safetensors [--model PP-TinyPose_128x96] [--force]
+python convert_weights.py SRC -o OUT.safetensors [--model PP-TinyPose_128x96] [--force]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Check, train and evaluate PP-TinyPose on a COCO keypoint dataset (Hydra; see `python train.py --help`).
 
-    python train.py mode=check_dataset|train|evaluate dataset_dir=DIR [model=...] [weights=...] [output_dir=DIR]
+python train.py mode=check_dataset|train|evaluate dataset_dir=DIR [model=...] [weights=...] [output_dir=DIR]
 """
 
 from __future__ import annotations

@@ -174,7 +174,9 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
             candidate.rounds = 1 if kind == "step" else None
             candidate.max_diff = float(np.abs(candidate.run(sample[:4]) - reference).max())
             candidates.append(candidate)
-    paddle = _paddle(model, args, workdir, sample, reference) if not args.no_paddle and source.startswith("real") else None
+    paddle = (
+        _paddle(model, args, workdir, sample, reference) if not args.no_paddle and source.startswith("real") else None
+    )
     if paddle is not None:
         candidates.append(paddle)
 
@@ -239,9 +241,15 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
                 return row["crops_per_s"]
         return None
 
-    print(f"\n{'backend':<34}{'batch':>6}{'crops/s':>10}{'x IR':>7}{'x Paddle':>9}{'x orig':>8}{'load MB':>9}{'run MB':>8}{'max|diff|':>11}")
+    print(
+        f"\n{'backend':<34}{'batch':>6}{'crops/s':>10}{'x IR':>7}{'x Paddle':>9}{'x orig':>8}{'load MB':>9}{'run MB':>8}{'max|diff|':>11}"
+    )
     for batch in batches:
-        ir, paddle, original = rate("OpenVINO IR", batch), rate("Paddle Inference", batch), rate("torch original", batch)
+        ir, paddle, original = (
+            rate("OpenVINO IR", batch),
+            rate("Paddle Inference", batch),
+            rate("torch original", batch),
+        )
         for row in (r for r in rows if r["batch"] == batch):
             value = row["crops_per_s"]
 
@@ -252,7 +260,11 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
                 f"{row['backend']:<34}{batch:>6}{value:>10.1f}{ratio(ir):>7}{ratio(paddle):>9}{ratio(original):>8}"
                 f"{row['load_mb']:>9.1f}{row['run_mb']:>8.1f}{row['max_abs_diff']:>11.1e}"
             )
-        best = max((r for r in rows if r["batch"] == batch and r["kind"] == "tinypose"), key=lambda r: r["crops_per_s"], default=None)
+        best = max(
+            (r for r in rows if r["batch"] == batch and r["kind"] == "tinypose"),
+            key=lambda r: r["crops_per_s"],
+            default=None,
+        )
         if best is not None:
             verdict = [f"best tinypose at batch {batch}: {best['backend']} {best['crops_per_s']:.1f} crops/s"]
             if ir:
@@ -264,16 +276,25 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     default_shared = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared"))
     parser.add_argument("--sizes", nargs="+", default=["128x96", "256x192"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=0.5, help="per candidate per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--backends", nargs="+", default=None, help="tinypose backends (default: all available on the CPU)")
-    parser.add_argument("--weights", help="weights file (any supported format) for the one --sizes given; default: the real IR weights in ../shared")
-    parser.add_argument("--shared", type=Path, default=default_shared, help=f"the shared folder (default {default_shared})")
+    parser.add_argument(
+        "--backends", nargs="+", default=None, help="tinypose backends (default: all available on the CPU)"
+    )
+    parser.add_argument(
+        "--weights",
+        help="weights file (any supported format) for the one --sizes given; default: the real IR weights in ../shared",
+    )
+    parser.add_argument(
+        "--shared", type=Path, default=default_shared, help=f"the shared folder (default {default_shared})"
+    )
     parser.add_argument("--peers-python", default=os.environ.get(PEERS_PYTHON, "/work/peers/bin/python"))
     parser.add_argument("--no-paddle", action="store_true", help="skip Paddle Inference")
     parser.add_argument("--no-openvino-ir", action="store_true", help="skip the OpenVINO IR peer")

@@ -179,23 +179,31 @@ def main() -> None:
     min_frames = int(0.5 * frame_count)
     still, limb = stillest(tracks, min_frames), busiest_limb(tracks, min_frames)
     result = measure(tracks, still, limb)
-    print(f"{args.video.name}: {frame_count} frames at {fps:.2f} fps, {args.model}, {len(tracks)} tracks "
-          f"({time.perf_counter() - start:.0f} s)")
+    print(
+        f"{args.video.name}: {frame_count} frames at {fps:.2f} fps, {args.model}, {len(tracks)} tracks "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
     print(f"One-Euro min_cutoff={config.min_cutoff} Hz, beta={config.beta}, d_cutoff={config.d_cutoff} Hz")
     reduction = 1 - result["jitter_smooth"] / result["jitter_raw"]
-    print(f"still person (track {still}, ~{result['height']:.0f} px tall), torso+leg joints: "
-          f"{result['jitter_raw']:.2f} px/frame raw -> {result['jitter_smooth']:.2f} smoothed ({reduction:.0%} less)")
+    print(
+        f"still person (track {still}, ~{result['height']:.0f} px tall), torso+leg joints: "
+        f"{result['jitter_raw']:.2f} px/frame raw -> {result['jitter_smooth']:.2f} smoothed ({reduction:.0%} less)"
+    )
     verdict = "under" if result["lag"] < 2 else "NOT under"
-    print(f"moving limb (track {limb[0]}, joint {get_spec(args.model).keypoint_names[limb[1]]}, "
-          f"~{result['limb_speed']:.1f} px/frame while moving): lag {result['lag']:.2f} frames "
-          f"= {1000 * result['lag'] / fps:.0f} ms ({verdict} two frames)")
+    print(
+        f"moving limb (track {limb[0]}, joint {get_spec(args.model).keypoint_names[limb[1]]}, "
+        f"~{result['limb_speed']:.1f} px/frame while moving): lag {result['lag']:.2f} frames "
+        f"= {1000 * result['lag'] / fps:.0f} ms ({verdict} two frames)"
+    )
     if args.sweep:
         print("\nmin_cutoff  beta  jitter px/frame (raw -> smoothed)  lag frames")
         for min_cutoff in (0.5, 1.0, 2.0):
             for beta in (0.0, 1.0, 4.0, 16.0):
                 grid = measure(refilter(tracks, OneEuroConfig(min_cutoff, beta), fps), still, limb)
-                print(f"{min_cutoff:10.1f}  {beta:4.0f}  {grid['jitter_raw']:6.2f} -> {grid['jitter_smooth']:5.2f}"
-                      f"                  {grid['lag']:5.2f}")
+                print(
+                    f"{min_cutoff:10.1f}  {beta:4.0f}  {grid['jitter_raw']:6.2f} -> {grid['jitter_smooth']:5.2f}"
+                    f"                  {grid['lag']:5.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -128,14 +128,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     files = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     images = [cv2.imread(str(p)) for p in files]
-    detector = PersonDetector(build_detector(320, args.weights_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml"), "cpu", None)
-    print(f"{len(files)} photos from {args.photos}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"flip={'on' if args.flip else 'off'}, best of {args.repeats} interleaved runs")
+    detector = PersonDetector(
+        build_detector(320, args.weights_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml"), "cpu", None
+    )
+    print(
+        f"{len(files)} photos from {args.photos}, torch {torch.__version__}, {args.threads} thread(s), "
+        f"flip={'on' if args.flip else 'off'}, best of {args.repeats} interleaved runs"
+    )
     for model in ("PP-TinyPose_128x96", "PP-TinyPose_256x192"):
         size = model.split("_", 1)[1]
         pipeline = create_pipeline(
-            pose_model=model, pose_model_dir=args.weights_dir / f"tinypose_{size}" / "model.xml", detector=detector,
-            device="cpu", flip=args.flip,
+            pose_model=model,
+            pose_model_dir=args.weights_dir / f"tinypose_{size}" / "model.xml",
+            detector=detector,
+            device="cpu",
+            flip=args.flip,
         )
         people = sum(len(r["boxes"]) for r in pipeline.predict(images))
         totals: dict[tuple[str, str], float] = defaultdict(float)
@@ -143,7 +150,9 @@ def main() -> None:
         detector.detect = Timer(detector_detect, totals, "detector")  # type: ignore[method-assign]
         pipeline.pose.backend = Timer(pose_backend, totals, "pose")
         variants = {
-            f"tinypose pipeline, batch {batch}": (lambda batch=batch, pipeline=pipeline: list(pipeline.predict(images, batch_size=batch)))
+            f"tinypose pipeline, batch {batch}": (
+                lambda batch=batch, pipeline=pipeline: list(pipeline.predict(images, batch_size=batch))
+            )
             for batch in (1, len(images))
         }
         variants["per-person loop (PaddleX's way)"] = lambda pipeline=pipeline: paddlex_style(pipeline, images)
@@ -158,7 +167,9 @@ def main() -> None:
         for name, (seconds, share) in rows.items():
             detector_share = f"{share['detector']:.0%}" if "detector" in share else "-"
             pose_share = f"{share['pose']:.0%}" if "pose" in share else "-"
-            print(f"  {name:38s} {len(images) / seconds:9.2f} {baseline / seconds:7.2f}x {detector_share:>9s} {pose_share:>9s}")
+            print(
+                f"  {name:38s} {len(images) / seconds:9.2f} {baseline / seconds:7.2f}x {detector_share:>9s} {pose_share:>9s}"
+            )
     if args.video is not None:
         video_memory(args.video, args.weights_dir, detector)
 
@@ -168,16 +179,21 @@ def video_memory(video: Path, weights_dir: Path, detector: PersonDetector) -> No
     import resource
 
     pipeline = create_pipeline(
-        pose_model="PP-TinyPose_128x96", pose_model_dir=weights_dir / "tinypose_128x96" / "model.xml",
-        detector=detector, device="cpu", batch_size=4,
+        pose_model="PP-TinyPose_128x96",
+        pose_model_dir=weights_dir / "tinypose_128x96" / "model.xml",
+        detector=detector,
+        device="cpu",
+        batch_size=4,
     )
     print(f"\n{video.name}, PP-TinyPose_128x96, batch 4, tracking + smoothing, three passes as one input:")
     start, frames, passes, current = time.perf_counter(), 0, 0, None
 
     def report() -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"  pass {passes}: {frames} frames, {frames / (time.perf_counter() - start):.2f} frames/s, "
-              f"peak memory {peak:.0f} MB")
+        print(
+            f"  pass {passes}: {frames} frames, {frames / (time.perf_counter() - start):.2f} frames/s, "
+            f"peak memory {peak:.0f} MB"
+        )
 
     for result in pipeline.predict([str(video)] * 3):
         if result.video is not current:

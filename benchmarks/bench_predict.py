@@ -28,7 +28,7 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 SIZES = ("128x96", "256x192")
 
-PADDLEX_SERVER = r'''
+PADDLEX_SERVER = r"""
 import json, sys, time
 job = json.loads(sys.argv[1])
 import paddlex
@@ -46,7 +46,7 @@ for line in sys.stdin:  # one timed pass over the files per request
     start = time.perf_counter()
     count = sum(1 for _ in model.predict(job["files"], batch_size=job["batch_size"]))
     print(f"SPEED {count / (time.perf_counter() - start)}", flush=True)
-'''
+"""
 
 
 class PaddleXTimer:
@@ -55,14 +55,21 @@ class PaddleXTimer:
 
     def __init__(self, python: str, pythonpath: str, job: dict, workdir: Path) -> None:
         env = dict(os.environ, PYTHONPATH=pythonpath)
-        self.process = subprocess.Popen([python, "-c", PADDLEX_SERVER, json.dumps(job)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=workdir)
+        self.process = subprocess.Popen(
+            [python, "-c", PADDLEX_SERVER, json.dumps(job)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=workdir,
+        )
         self.version = self._expect("READY ")
 
     def _expect(self, prefix: str) -> str:
         for line in self.process.stdout:
             if line.startswith(prefix):
-                return line[len(prefix):].strip()
+                return line[len(prefix) :].strip()
         raise RuntimeError(f"PaddleX stopped: {self.process.stderr.read()[-2000:]}")
 
     def speed(self, key: str) -> float:
@@ -88,8 +95,13 @@ def start_paddlex(args: argparse.Namespace, files: list[str], shared: Path, work
     if not python or not Path(python).exists():
         print(f"PaddleX skipped: no Python at {python!r} (--paddlex-python)")
         return None
-    probe = subprocess.run([python, "-c", "import paddlex, cv2"], check=False, capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONPATH=args.paddlex_pythonpath))
+    probe = subprocess.run(
+        [python, "-c", "import paddlex, cv2"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=args.paddlex_pythonpath),
+    )
     if probe.returncode != 0:
         print(f"PaddleX skipped: {python} cannot import paddlex and cv2: {probe.stderr.strip().splitlines()[-1:]}")
         return None
@@ -128,9 +140,11 @@ def main() -> None:
     folder = Path(args.images) if args.images else shared / "data" / "coco_dev" / "images"
     photos = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     files = photos * args.repeat
-    print(f"{len(photos)} photos x {args.repeat} = {len(files)} images, batch {args.batch_size}, "
-          f"{args.threads} thread(s), torch {torch.__version__}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(photos)} photos x {args.repeat} = {len(files)} images, batch {args.batch_size}, "
+        f"{args.threads} thread(s), torch {torch.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
 
     predictors = {}
     for size in args.sizes:
@@ -138,8 +152,9 @@ def main() -> None:
         for backend in args.backends:
             for flip in (False, True):
                 try:
-                    predictor = create_model(f"PP-TinyPose_{size}", model_dir=weights, flip=flip, device="cpu",
-                                             backend=backend)
+                    predictor = create_model(
+                        f"PP-TinyPose_{size}", model_dir=weights, flip=flip, device="cpu", backend=backend
+                    )
                 except (ImportError, ValueError, RuntimeError) as error:
                     print(f"tinypose backend {backend} skipped: {error}")
                     break
@@ -159,12 +174,17 @@ def main() -> None:
             print(f"PaddleX {paddlex.version}")
             paddlex.close()
 
-    print(f"\n{'model':<22}{'flip':<6}{'backend':<13}{'img/s':>8}{'PaddleX':>9}{'ratio':>8}   (best pass; ratio of paired passes: median)")
+    print(
+        f"\n{'model':<22}{'flip':<6}{'backend':<13}{'img/s':>8}{'PaddleX':>9}{'ratio':>8}   (best pass; ratio of paired passes: median)"
+    )
     for (size, backend, flip), speeds in ours.items():
         reference = theirs.get((size, flip))
         if reference:
-            paired = sorted(a / b for a, b in zip(speeds, reference)) if backend == args.backends[0] else [
-                max(speeds) / max(reference)]
+            paired = (
+                sorted(a / b for a, b in zip(speeds, reference))
+                if backend == args.backends[0]
+                else [max(speeds) / max(reference)]
+            )
             ratio, shown = f"{paired[len(paired) // 2]:7.2f}x", f"{max(reference):9.1f}"
         else:
             ratio, shown = "       -", "        -"

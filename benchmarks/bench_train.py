@@ -98,8 +98,10 @@ def main() -> None:
             rates[f"full step, {workers} workers"] = step_rate(module, _cycle(loader), args.batches)
 
     base = rates["model-only step"]
-    print(f"{args.model}, batch {args.batch_size}, {args.batches} timed batches, {args.threads} training thread(s), "
-          f"torch {torch.__version__}, CPU")
+    print(
+        f"{args.model}, batch {args.batch_size}, {args.batches} timed batches, {args.threads} training thread(s), "
+        f"torch {torch.__version__}, CPU"
+    )
     print(f"{'measurement':32s} {'samples/s':>10s} {'/ model-only step':>18s}")
     for name, rate in rates.items():
         print(f"{name:32s} {rate:10.1f} {rate / base:18.2f}")

@@ -45,7 +45,9 @@ def _load(size: str, weights_dir: Path | None) -> tuple[tinypose.TinyPose, str]:
     return tinypose.build_model(name), "random weights"
 
 
-def _latency_ms(run: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, seconds: float, sync: Callable[[], None]) -> float:
+def _latency_ms(
+    run: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, seconds: float, sync: Callable[[], None]
+) -> float:
     for _ in range(3):
         run(batch)
     sync()
@@ -79,11 +81,18 @@ def _configurations(device: torch.device, include_compile: bool) -> list[tuple[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sizes", nargs="+", default=["128x96", "256x192"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 64])
-    parser.add_argument("--weights-dir", type=Path, default=None, help="folder with tinypose_<size>/model.xml or PP-TinyPose_<size>.safetensors")
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=None,
+        help="folder with tinypose_<size>/model.xml or PP-TinyPose_<size>.safetensors",
+    )
     parser.add_argument("--seconds", type=float, default=0.5, help="timing per backend and batch")
     parser.add_argument("--budget", type=float, default=150.0, help="seconds after which remaining rows are skipped")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
@@ -139,9 +148,18 @@ def main(argv: list[str] | None = None) -> int:
                 expected = reference[:size_n]
                 out_cpu = out.float().cpu()
                 diffs.append(float((out_cpu - expected).abs().max()))
-                agreements.append(float((out_cpu.flatten(2).argmax(-1) == expected.flatten(2).argmax(-1)).float().mean()))
+                agreements.append(
+                    float((out_cpu.flatten(2).argmax(-1) == expected.flatten(2).argmax(-1)).float().mean())
+                )
                 timings[size_n] = _latency_ms(backend, crops, args.seconds, sync)
-            rows.append((size, label, timings, f"max|diff| {max(diffs):.1e}, argmax {100 * min(agreements):.1f}%, setup {time.perf_counter() - built:.0f} s"))
+            rows.append(
+                (
+                    size,
+                    label,
+                    timings,
+                    f"max|diff| {max(diffs):.1e}, argmax {100 * min(agreements):.1f}%, setup {time.perf_counter() - built:.0f} s",
+                )
+            )
         except Exception as error:  # noqa: BLE001 (one row failing must not cost the whole table)
             if not isinstance(error, (BackendUnavailable, ImportError)):
                 traceback.print_exc()
@@ -156,7 +174,11 @@ def _print_environment(device: torch.device) -> None:
     parts = [f"tinypose {tinypose.__version__}", f"torch {torch.__version__}", f"device {device}"]
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
-        parts += [f"{properties.name} (sm {properties.major}.{properties.minor})", f"CUDA {torch.version.cuda}", f"cuDNN {torch.backends.cudnn.version()}"]
+        parts += [
+            f"{properties.name} (sm {properties.major}.{properties.minor})",
+            f"CUDA {torch.version.cuda}",
+            f"cuDNN {torch.backends.cudnn.version()}",
+        ]
     for module in ("onnxruntime", "tensorrt"):
         try:
             imported = __import__(module)

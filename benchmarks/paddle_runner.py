@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                     break
             answer({"crops_per_s": count / elapsed})
         elif command == "quit":
-            answer({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "paddle": paddle.__version__})
+            answer(
+                {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "paddle": paddle.__version__}
+            )
             return 0
         else:
             answer({"error": f"unknown command {command!r}"})

@@ -44,8 +44,10 @@ def shared_path(*parts: str) -> Path:
     """A path under ../shared (or $TINYPOSE_SHARED); skips the test when it is missing."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"needs {path} (the read-only ../shared folder with fixtures, weights and data; "
-                    "set TINYPOSE_SHARED to point elsewhere)")
+        pytest.skip(
+            f"needs {path} (the read-only ../shared folder with fixtures, weights and data; "
+            "set TINYPOSE_SHARED to point elsewhere)"
+        )
     return path
 
 

@@ -25,7 +25,17 @@ def test_every_all_lists_existing_names() -> None:
 
 
 def test_top_level_entry_points() -> None:
-    for name in ("build_model", "create_model", "create_pipeline", "create_detector", "create_backend",
-                 "export_onnx", "evaluate", "check_dataset", "get_spec", "list_models"):
+    for name in (
+        "build_model",
+        "create_model",
+        "create_pipeline",
+        "create_detector",
+        "create_backend",
+        "export_onnx",
+        "evaluate",
+        "check_dataset",
+        "get_spec",
+        "list_models",
+    ):
         assert callable(getattr(tinypose, name)), name
     assert tinypose.list_models() == ["PP-TinyPose_128x96", "PP-TinyPose_256x192"]

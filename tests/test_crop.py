@@ -50,8 +50,9 @@ def test_plain_affine_uses_the_box_width_only() -> None:
     s = 96 / 40
     np.testing.assert_allclose(matrix, [[s, 0, 48 - s * 100], [0, s, 64 - s * 50]], atol=1e-5)
     inverse = get_affine_transform(center, scale, 0, output, inv=True)
-    np.testing.assert_allclose(affine_transform_points(affine_transform_points([[3.0, 7.0]], matrix), inverse),
-                               [[3.0, 7.0]], atol=1e-4)
+    np.testing.assert_allclose(
+        affine_transform_points(affine_transform_points([[3.0, 7.0]], matrix), inverse), [[3.0, 7.0]], atol=1e-4
+    )
 
 
 def test_plain_affine_rotation_turns_the_box_about_its_center() -> None:
@@ -64,7 +65,10 @@ def test_udp_matrix_maps_box_corners_to_pixel_centers() -> None:
     center, scale, output = np.array([120.0, 80.0]), np.array([60.0, 80.0]), (192, 256)
     matrix = get_udp_warp_matrix(center, scale, output)
     assert matrix.dtype == np.float32
-    corners = [[center[0] - scale[0] / 2, center[1] - scale[1] / 2], [center[0] + scale[0] / 2, center[1] + scale[1] / 2]]
+    corners = [
+        [center[0] - scale[0] / 2, center[1] - scale[1] / 2],
+        [center[0] + scale[0] / 2, center[1] + scale[1] / 2],
+    ]
     np.testing.assert_allclose(affine_transform_points(corners, matrix), [[0, 0], [191, 255]], atol=1e-3)
 
 

@@ -60,7 +60,9 @@ def _parse_box(box: Any, index: int, source: str, default_score: float | None, r
                 raise ValueError(f"{source}: box {index} is a dict without 'coordinate' (x1, y1, x2, y2)")
             coordinate = np.asarray(box["coordinate"], dtype=np.float64).reshape(-1)
             if len(coordinate) < 4:
-                raise ValueError(f"{source}: box {index} has a 'coordinate' of {len(coordinate)} numbers; expected x1, y1, x2, y2")
+                raise ValueError(
+                    f"{source}: box {index} has a 'coordinate' of {len(coordinate)} numbers; expected x1, y1, x2, y2"
+                )
             score = box.get("score", box.get("det_score"))
             values = [*coordinate[:4], *([] if score is None else [float(score)])]
         else:

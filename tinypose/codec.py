@@ -118,10 +118,16 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
         inverse = np.linalg.inv(hessian)
     except np.linalg.LinAlgError:  # numerically singular although det != 0: closed form instead
         det = determinant[refine][:, None, None]
-        inverse = np.stack(
-            [np.stack([hessian[:, 1, 1], -hessian[:, 0, 1]], -1), np.stack([-hessian[:, 1, 0], hessian[:, 0, 0]], -1)],
-            -2,
-        ) / det
+        inverse = (
+            np.stack(
+                [
+                    np.stack([hessian[:, 1, 1], -hessian[:, 0, 1]], -1),
+                    np.stack([-hessian[:, 1, 0], hessian[:, 0, 0]], -1),
+                ],
+                -2,
+            )
+            / det
+        )
     coords[refine] += -(inverse @ gradient)[..., 0]
     return coords
 

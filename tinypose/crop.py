@@ -174,9 +174,7 @@ def get_warp_matrix(theta: float, size_input: ArrayLike2, size_dst: ArrayLike2, 
     return matrix
 
 
-def get_udp_warp_matrix(
-    center: ArrayLike2, scale: ArrayLike2, output_size: ArrayLike2, rot: float = 0.0
-) -> np.ndarray:
+def get_udp_warp_matrix(center: ArrayLike2, scale: ArrayLike2, output_size: ArrayLike2, rot: float = 0.0) -> np.ndarray:
     """``TopDownAffine(use_udp=True)``'s call: ``get_warp_matrix(rot, 2*center, output_size - 1, scale)``.
 
     ``scale`` in pixels (PaddleDetection passes ``scale * 200``).
@@ -223,7 +221,9 @@ def transform_preds(
     ``scale * 200``). Returns float64; upstream stores the result back into float32.
     """
     coords = np.asarray(coords)
-    matrices = np.stack(
-        [get_affine_transform(c, s, 0, heatmap_size, inv=True) for c, s in zip(centers, scales)]
-    ) if len(coords) else np.zeros((0, 2, 3))
+    matrices = (
+        np.stack([get_affine_transform(c, s, 0, heatmap_size, inv=True) for c, s in zip(centers, scales)])
+        if len(coords)
+        else np.zeros((0, 2, 3))
+    )
     return affine_transform_points(coords[..., :2], matrices)

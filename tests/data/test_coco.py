@@ -40,7 +40,9 @@ def test_detection_instances_match_paddledetection(coco_dev: Path, upstream_refe
     assert 0 < len(instances) == len(reference) < len(detections)
     for mine, theirs in zip(instances, reference):
         assert (mine.image_id, Path(mine.image_file).name, mine.score) == (
-            theirs["image_id"], theirs["file"], theirs["score"],
+            theirs["image_id"],
+            theirs["file"],
+            theirs["score"],
         )
         np.testing.assert_array_equal(mine.center, np.float32(theirs["center"]))
         np.testing.assert_array_equal(mine.scale, np.float32(theirs["scale"]))
@@ -54,6 +56,7 @@ def test_load_detections_rejects_bad_records(tmp_path: Path) -> None:
 
 
 # --- broken datasets: each kind fails with a message that names the file and the record ---------------
+
 
 def _small_dataset(coco_dev: Path, root: Path) -> tuple[Path, dict]:
     """Three coco_dev images in PaddleX's layout (copied, so a test may delete one), train = val."""
@@ -146,7 +149,9 @@ def test_check_dataset_rejects_unreadable_json(coco_dev: Path, tmp_path: Path) -
     dataset, _ = _small_dataset(coco_dev, tmp_path)
     path = dataset / "annotations" / "person_keypoints_val2017.json"
     path.write_text('{"images": [], "annotations": [,]}')
-    with pytest.raises(DatasetError, match=r"person_keypoints_val2017\.json: unreadable JSON \(line 1, column 32: Expecting value\)"):
+    with pytest.raises(
+        DatasetError, match=r"person_keypoints_val2017\.json: unreadable JSON \(line 1, column 32: Expecting value\)"
+    ):
         check_dataset(dataset, tmp_path / "output")
 
 
@@ -172,6 +177,8 @@ def test_paddlex3_annotation_names_are_accepted(coco_dev: Path, tmp_path: Path) 
     (tmp_path / "annotations").mkdir()
     (tmp_path / "images").symlink_to(coco_dev / "images")
     for split in ("train", "val"):
-        shutil.copy(coco_dev / "annotations" / "person_keypoints.json", tmp_path / "annotations" / f"instance_{split}.json")
+        shutil.copy(
+            coco_dev / "annotations" / "person_keypoints.json", tmp_path / "annotations" / f"instance_{split}.json"
+        )
     layout = resolve_layout(tmp_path)
     assert layout.annotations("val").name == "instance_val.json"

@@ -49,7 +49,10 @@ def test_split_keeps_every_annotation_and_backs_up(coco_dev_by_split: Path) -> N
 
     summary = split_dataset(coco_dev_by_split, 70, 30, seed=1)
 
-    after_files = [annotations_dir / "person_keypoints_train2017.json", annotations_dir / "person_keypoints_val2017.json"]
+    after_files = [
+        annotations_dir / "person_keypoints_train2017.json",
+        annotations_dir / "person_keypoints_val2017.json",
+    ]
     after = _records(after_files)
     assert after == before, "the union of the new train and val files is the original dataset"
     assert (summary["train_images"], summary["val_images"]) == (15, 7)  # round(22 * 0.7) images for train
@@ -90,7 +93,9 @@ def test_split_rejects_bad_percentages(coco_dev_paddlex_copy: Path, train: int, 
 
 def test_check_dataset_with_split(coco_dev_by_split: Path, tmp_path: Path) -> None:
     result = check_dataset(
-        coco_dev_by_split, tmp_path / "out", sample_num=2,
+        coco_dev_by_split,
+        tmp_path / "out",
+        sample_num=2,
         split={"enable": True, "train_percent": 60, "val_percent": 40, "seed": 0},
     )
     assert result["check_pass"] and result["attributes"]["train_samples"] + result["attributes"]["val_samples"] == 22

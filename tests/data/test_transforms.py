@@ -30,8 +30,15 @@ def test_augment_matches_paddledetection(coco_dev: Path, upstream_reference: dic
     for sample in samples:
         instance = instances[sample["index"]]
         out = augment(
-            read_image(instance.image_file), instance.keypoints, instance.visibility, instance.center, instance.scale,
-            spec.input_size, spec.flip_pairs, AugmentConfig(), np.random.RandomState(sample["seed"]),
+            read_image(instance.image_file),
+            instance.keypoints,
+            instance.visibility,
+            instance.center,
+            instance.scale,
+            spec.input_size,
+            spec.flip_pairs,
+            AugmentConfig(),
+            np.random.RandomState(sample["seed"]),
         )
         target, weight = codec.encode(out.keypoints, out.visibility)
         np.testing.assert_array_equal(out.center, np.float32(sample["center"]))
@@ -39,7 +46,9 @@ def test_augment_matches_paddledetection(coco_dev: Path, upstream_reference: dic
         assert out.rotation == pytest.approx(sample["rotate"], abs=1e-9)
         np.testing.assert_array_equal(out.keypoints, np.float32(sample["joints"]))
         np.testing.assert_array_equal(weight[:, 0], sample["target_weight"])
-        np.testing.assert_allclose(target.astype(np.float64).sum(axis=(1, 2)), sample["target_sum"], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            target.astype(np.float64).sum(axis=(1, 2)), sample["target_sum"], rtol=1e-6, atol=1e-6
+        )
         assert target.reshape(spec.num_joints, -1).argmax(axis=1).tolist() == sample["target_argmax"]
         height, width = out.image.shape[:2]
         thumbnail = out.image.reshape(8, height // 8, 6, width // 6, 3).astype(np.float64).mean(axis=(1, 3))

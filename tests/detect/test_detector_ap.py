@@ -34,7 +34,9 @@ def coco_dev_files(coco_dev: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def detections(coco_dev_files: dict[str, Path], openvino_dir: Path) -> list[dict]:
     """COCO detection results of the 320 detector on every coco_dev image (all NMS outputs)."""
-    detector = create_detector(320, openvino_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml", "cpu", threshold=None)
+    detector = create_detector(
+        320, openvino_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml", "cpu", threshold=None
+    )
     gt_data, _ = validate_coco(coco_dev_files["annotation_file"], coco_dev_files["images_dir"], 17)
     return detector_results(detector, gt_data, coco_dev_files["images_dir"], progress=False)
 

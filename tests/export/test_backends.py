@@ -18,8 +18,12 @@ TORCH_TOLERANCE = 1e-4
 PADDLE_TOLERANCE = {"128x96": 1e-4, "256x192": 3e-4}
 CPU_BACKENDS = [
     "torch",
-    pytest.param("onnxruntime", marks=pytest.mark.skipif(not importlib.util.find_spec("onnxruntime"), reason="needs onnxruntime")),
-    pytest.param("openvino", marks=pytest.mark.skipif(not importlib.util.find_spec("openvino"), reason="needs openvino")),
+    pytest.param(
+        "onnxruntime", marks=pytest.mark.skipif(not importlib.util.find_spec("onnxruntime"), reason="needs onnxruntime")
+    ),
+    pytest.param(
+        "openvino", marks=pytest.mark.skipif(not importlib.util.find_spec("openvino"), reason="needs openvino")
+    ),
 ]
 
 
@@ -107,11 +111,20 @@ def test_cuda_without_gpu_is_a_clear_error(fixture_models) -> None:
     [
         ("torch", {}, 1e-3),
         ("torch", {"precision": "fp16", "cuda_graphs": True}, 3e-2),
-        pytest.param("tensorrt", {}, 3e-2, marks=pytest.mark.skipif(not importlib.util.find_spec("tensorrt"), reason="needs tensorrt")),
+        pytest.param(
+            "tensorrt",
+            {},
+            3e-2,
+            marks=pytest.mark.skipif(not importlib.util.find_spec("tensorrt"), reason="needs tensorrt"),
+        ),
     ],
 )
-def test_gpu_backends_match_cpu(fixture_models, paddle_batches, cache, name: str, options: dict, tolerance: float) -> None:
+def test_gpu_backends_match_cpu(
+    fixture_models, paddle_batches, cache, name: str, options: dict, tolerance: float
+) -> None:
     x, paddle_heatmaps = paddle_batches["128x96"][7]
-    heatmaps = create_backend(name, fixture_models["128x96"], device="cuda", cache_dir=cache, **options)(torch.from_numpy(x))
+    heatmaps = create_backend(name, fixture_models["128x96"], device="cuda", cache_dir=cache, **options)(
+        torch.from_numpy(x)
+    )
     assert heatmaps.device.type == "cpu"
     assert np.abs(heatmaps.numpy() - paddle_heatmaps).max() <= tolerance

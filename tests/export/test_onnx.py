@@ -34,7 +34,9 @@ def _session(path: Path):
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("batch", [1, 7])
-def test_onnxruntime_matches_torch_and_paddle(onnx_files, fixture_models, paddle_batches, size: str, batch: int) -> None:
+def test_onnxruntime_matches_torch_and_paddle(
+    onnx_files, fixture_models, paddle_batches, size: str, batch: int
+) -> None:
     x, paddle_heatmaps = paddle_batches[size][batch]
     ours = _session(onnx_files[size]).run(None, {"image": x})[0]
     with torch.inference_mode():
@@ -67,7 +69,10 @@ def test_graph_contract(onnx_files, fixture_models, size: str) -> None:
                 assert attributes["coordinate_transformation_mode"] == b"asymmetric"
                 assert attributes["nearest_mode"] == b"floor"
             else:
-                assert (attributes["mode"], attributes["coordinate_transformation_mode"]) == (b"linear", b"align_corners")
+                assert (attributes["mode"], attributes["coordinate_transformation_mode"]) == (
+                    b"linear",
+                    b"align_corners",
+                )
     metadata = {p.key: p.value for p in proto.metadata_props}
     assert metadata["model_name"] == spec.name and metadata["input_size"] == f"{spec.input_width}x{spec.input_height}"
 

@@ -34,7 +34,12 @@ def test_every_backend_gives_torch_keypoints(openvino_dir, data_dir, export_cach
     assert np.abs(reference[1] - reference[3]).max() <= KEYPOINT_TOLERANCE_PX
     for name in available_backends("cpu"):
         predictor = create_model(
-            model.spec.name, model=model, flip=True, device="cpu", backend=name, backend_options={"cache_dir": export_cache}
+            model.spec.name,
+            model=model,
+            flip=True,
+            device="cpu",
+            backend=name,
+            backend_options={"cache_dir": export_cache},
         )
         for batch in (1, 3):
             ours = _keypoints(predictor, photos, batch)

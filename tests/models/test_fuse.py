@@ -66,7 +66,9 @@ def test_fused_graph_has_no_batchnorm_and_no_shuffle(fixture_models) -> None:
     fused = fuse_model(model)
     assert isinstance(fused, FusedTinyPose)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in fuse_batchnorm(model).modules() if not isinstance(m, nn.Identity))
+    assert not any(
+        isinstance(m, nn.BatchNorm2d) for m in fuse_batchnorm(model).modules() if not isinstance(m, nn.Identity)
+    )
     units = [m for m in model.modules() if isinstance(m, ShuffleUnit)]
     folded = [m for m in fused.modules() if isinstance(m, FoldedShuffleUnit)]
     assert len(folded) == len(units) == 48

@@ -93,6 +93,8 @@ def test_intermediate_outputs_match_paddle(fixtures_dir) -> None:
     for s, branches in enumerate(stages):
         checks.update({f"input0_stage{s}_{i}": b for i, b in enumerate(branches)})
     checks.update({f"input0_head_layer_{i}": h for i, h in enumerate(head)})
-    assert set(checks) == {k for k in reference.files if k.startswith("input0_") and k[7:].startswith(("stem", "stage", "head"))}
+    assert set(checks) == {
+        k for k in reference.files if k.startswith("input0_") and k[7:].startswith(("stem", "stage", "head"))
+    }
     for key, ours in checks.items():
         assert _relative_error(ours, reference[key]) <= 1e-5, key

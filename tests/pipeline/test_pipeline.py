@@ -77,7 +77,10 @@ def test_photos_people_and_paddlex_surface(
 
 def test_custom_detector_threshold_and_pictures(photos_dir: Path, pose_weights: Path, tmp_path: Path) -> None:
     pose = create_model("PP-TinyPose_128x96", model_dir=pose_weights, device="cpu")
-    boxes = [{"coordinate": [-20.0, 10.0, 200.0, 290.0], "score": 0.9}, {"coordinate": [250, 90, 330, 260], "score": 0.4}]
+    boxes = [
+        {"coordinate": [-20.0, 10.0, 200.0, 290.0], "score": 0.9},
+        {"coordinate": [250, 90, 330, 260], "score": 0.4},
+    ]
     seen = []
     pipeline = create_pipeline(detector=lambda image: seen.append(image) or boxes, pose=pose)
     image = cv2.imread(str(photos_dir / "demo_7.jpg"))

@@ -42,7 +42,9 @@ def test_two_people_crossing_keep_their_ids(similarity: str) -> None:
         boxes = np.stack([[left, right][i] for i in order])
         poses = None
         if similarity == "oks":
-            poses = np.stack([templates[i] + [*[left, right][i][:2], 0] + rng.normal(0, 1, (17, 3)) * [1, 1, 0] for i in order])
+            poses = np.stack(
+                [templates[i] + [*[left, right][i][:2], 0] + rng.normal(0, 1, (17, 3)) * [1, 1, 0] for i in order]
+            )
         ids, _ = tracker.update(boxes, poses, frame, frame / 30)
         for position, person in enumerate(order):
             seen[person].append(int(ids[position]))

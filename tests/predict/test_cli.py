@@ -35,14 +35,21 @@ def fast_model(monkeypatch, predictors):
     monkeypatch.setattr(cli, "create_model", create)
 
 
-def test_folder_with_a_bad_file_writes_json_and_pictures(infer_config, fast_model, e2e_dir: Path, tmp_path: Path, capsys) -> None:
+def test_folder_with_a_bad_file_writes_json_and_pictures(
+    infer_config, fast_model, e2e_dir: Path, tmp_path: Path, capsys
+) -> None:
     photos = tmp_path / "photos"
     shutil.copytree(e2e_dir / "images", photos)
     (photos / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     out = tmp_path / "out"
     summary = cli.run_infer(infer_config(f"input={photos}", "model_dir=WEIGHTS", f"output={out}", "flip=true"))
     assert summary["images"] == 2 and summary["people"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["demo_3_res.jpg", "demo_3_res.json", "demo_5_res.jpg", "demo_5_res.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo_3_res.jpg",
+        "demo_3_res.json",
+        "demo_5_res.jpg",
+        "demo_5_res.json",
+    ]
     assert json.loads((out / "demo_5_res.json").read_text())["input_path"] == str(photos / "demo_5.jpg")
     assert "corrupt.jpg: not an image" in capsys.readouterr().err
 
@@ -79,7 +86,12 @@ def test_no_input_runs_on_the_bundled_demo(infer_config, fast_model, tmp_path: P
 
 
 def test_help_lists_usage_and_options() -> None:
-    done = subprocess.run([sys.executable, "infer.py", "--help"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "infer.py", "--help"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0
-    assert "python infer.py input=photo.jpg" in done.stdout and "model: PP-TinyPose_128x96, PP-TinyPose_256x192" in done.stdout
+    assert (
+        "python infer.py input=photo.jpg" in done.stdout
+        and "model: PP-TinyPose_128x96, PP-TinyPose_256x192" in done.stdout
+    )
     assert "draw_threshold" in done.stdout

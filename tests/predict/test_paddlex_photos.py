@@ -41,8 +41,12 @@ def crops() -> dict[str, np.ndarray]:
 def models(predictors, openvino_dir: Path) -> dict:
     real = create_model("PP-TinyPose_128x96", model_dir=openvino_dir / "tinypose_128x96" / "model.xml", device="cpu")
     real_flip = create_model("PP-TinyPose_128x96", flip=True, device="cpu", model=real.model)
-    return {("random_128x96", False): predictors[False], ("random_128x96", True): predictors[True],
-            ("real_128x96", False): real, ("real_128x96", True): real_flip}
+    return {
+        ("random_128x96", False): predictors[False],
+        ("random_128x96", True): predictors[True],
+        ("real_128x96", False): real,
+        ("real_128x96", True): real_flip,
+    }
 
 
 @pytest.fixture(scope="module")

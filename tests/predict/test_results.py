@@ -92,7 +92,9 @@ def test_boxes_are_cropped_like_the_paddlex_pipeline(predictors, e2e_dir: Path) 
     predictor = predictors[True]
     for person, box in zip(result["kpts"], [boxes[0][:4], boxes[1]["coordinate"]]):
         center, scale = box_xyxy_to_center_scale(box, predictor.spec.aspect_ratio)
-        crop = warp_affine(image, get_affine_transform(center, scale, 0, predictor.spec.input_size), predictor.spec.input_size)
+        crop = warp_affine(
+            image, get_affine_transform(center, scale, 0, predictor.spec.input_size), predictor.spec.input_size
+        )
         keypoints, score = predictor.run_crops(predictor.preprocess([crop]), center[None], scale[None])
         np.testing.assert_allclose(person["keypoints"], keypoints[0], atol=1e-3)
         assert abs(person["kpt_score"] - score[0]) < 1e-5
@@ -110,9 +112,11 @@ def test_boxes_per_image_and_from_a_callable(predictors, e2e_dir: Path) -> None:
     results = list(predictors[False].predict(folder, batch_size=2, boxes=per_image))
     assert [len(r["kpts"]) for r in results] == [1, 2]
     seen = []
-    called = list(predictors[False].predict(
-        folder, boxes=lambda image: seen.append(image) or [[0, 0, image.shape[1] / 2, image.shape[0] / 2]]
-    ))
+    called = list(
+        predictors[False].predict(
+            folder, boxes=lambda image: seen.append(image) or [[0, 0, image.shape[1] / 2, image.shape[0] / 2]]
+        )
+    )
     assert [r["kpts"][0]["coordinate"][2] for r in called] == [359 / 2, 841 / 2]
     first = sorted(Path(folder).iterdir())[0]
     np.testing.assert_array_equal(seen[0], cv2.imread(str(first)))  # a boxes callable gets BGR images

@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_modes_and_groups() -> None:
-    out = subprocess.run([sys.executable, "train.py", "--help"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "train.py", "--help"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     for text in ("mode=check_dataset", "mode=evaluate", "resume=auto", "experiment:", "paddlex_finetune", "trainer:"):
         assert text in out.stdout
@@ -43,10 +45,17 @@ def test_experiment_presets(compose_config, preset: str, model: str, lr: float, 
 
 
 def test_every_setting_is_overridable_and_instantiates(compose_config, coco_dev_paddlex: Path) -> None:
-    cfg = compose_config("train", [
-        f"dataset_dir={coco_dev_paddlex}", "model=PP-TinyPose_256x192", "data.batch_size=3", "module.lr=0.0005",
-        "data.augment.rot_factor=10", "trainer=gpu",
-    ])
+    cfg = compose_config(
+        "train",
+        [
+            f"dataset_dir={coco_dev_paddlex}",
+            "model=PP-TinyPose_256x192",
+            "data.batch_size=3",
+            "module.lr=0.0005",
+            "data.augment.rot_factor=10",
+            "trainer=gpu",
+        ],
+    )
     datamodule = instantiate(cfg.data, _convert_="all")
     assert datamodule.spec.name == "PP-TinyPose_256x192" and datamodule.batch_size == 3
     assert datamodule.augment_config.rot_factor == 10
@@ -55,8 +64,17 @@ def test_every_setting_is_overridable_and_instantiates(compose_config, coco_dev_
 
 def test_check_dataset_mode_on_coco_dev(compose_config, coco_dev_paddlex: Path, tmp_path: Path) -> None:
     """PaddleX's result fields and meanings: image counts per split, drawn samples, histogram."""
-    result = run(compose_config("train", ["mode=check_dataset", f"dataset_dir={coco_dev_paddlex}", f"output_dir={tmp_path}",
-                           "check_dataset.sample_num=3"]))
+    result = run(
+        compose_config(
+            "train",
+            [
+                "mode=check_dataset",
+                f"dataset_dir={coco_dev_paddlex}",
+                f"output_dir={tmp_path}",
+                "check_dataset.sample_num=3",
+            ],
+        )
+    )
     saved = json.loads((tmp_path / "check_dataset_result.json").read_text())
     assert saved == result
     assert (saved["done_flag"], saved["check_pass"]) == (True, True)
@@ -72,11 +90,20 @@ def test_check_dataset_mode_on_coco_dev(compose_config, coco_dev_paddlex: Path, 
 def test_evaluate_mode_writes_evaluate_result(
     compose_config, coco_dev_paddlex: Path, real_weights: dict, tmp_path: Path
 ) -> None:
-    stats = run(compose_config("train", [
-        "mode=evaluate", f"dataset_dir={coco_dev_paddlex}", f"output_dir={tmp_path}",
-        f"weights={real_weights['PP-TinyPose_128x96']}", "evaluate.flip=false", "evaluate.batch_size=65",
-        "data.num_workers=0",
-    ]))
+    stats = run(
+        compose_config(
+            "train",
+            [
+                "mode=evaluate",
+                f"dataset_dir={coco_dev_paddlex}",
+                f"output_dir={tmp_path}",
+                f"weights={real_weights['PP-TinyPose_128x96']}",
+                "evaluate.flip=false",
+                "evaluate.batch_size=65",
+                "data.num_workers=0",
+            ],
+        )
+    )
     report = json.loads((tmp_path / "evaluate_result.json").read_text())
     assert report["done_flag"] is True and report["metrics"] == stats
     assert list(stats) == ["AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl"]
@@ -86,13 +113,27 @@ def test_evaluate_mode_writes_evaluate_result(
 
 def test_cli_errors_are_one_clear_line(compose_config, tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "train.py", "mode=check_dataset", f"dataset_dir={tmp_path / 'missing'}", f"output_dir={tmp_path}"],
-        check=False, cwd=REPO, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "train.py",
+            "mode=check_dataset",
+            f"dataset_dir={tmp_path / 'missing'}",
+            f"output_dir={tmp_path}",
+        ],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 1
     assert f"{tmp_path / 'missing'}: dataset folder does not exist" in out.stderr and "Traceback" not in out.stderr
     with pytest.raises(DatasetError):
-        run(compose_config("train", ["mode=check_dataset", f"dataset_dir={tmp_path / 'missing'}", f"output_dir={tmp_path}"]))
+        run(
+            compose_config(
+                "train", ["mode=check_dataset", f"dataset_dir={tmp_path / 'missing'}", f"output_dir={tmp_path}"]
+            )
+        )
 
 
 def test_training_refuses_to_overwrite_an_earlier_run(compose_config, coco_dev_paddlex: Path, tmp_path: Path) -> None:

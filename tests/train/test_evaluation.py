@@ -35,9 +35,7 @@ REFERENCE_AP = {
 
 
 @pytest.mark.parametrize("model_name", ["PP-TinyPose_128x96", "PP-TinyPose_256x192"])
-def test_real_weights_reproduce_paddledetection_ap(
-    model_name: str, coco_dev_paddlex: Path, real_weights: dict
-) -> None:
+def test_real_weights_reproduce_paddledetection_ap(model_name: str, coco_dev_paddlex: Path, real_weights: dict) -> None:
     """GT boxes, UDP crop, flip with shift, DARK, non-UDP inverse, rescoring, OKS-NMS: AP within 0.005.
 
     One pass computes plain and mirrored heatmaps; decoding with and without the mirrored half gives
@@ -45,8 +43,9 @@ def test_real_weights_reproduce_paddledetection_ap(
     """
     spec = get_spec(model_name)
     model = build_model(model_name, pretrained=real_weights[model_name])
-    data, _ = validate_coco(coco_dev_paddlex / "annotations" / "person_keypoints_val2017.json",
-                            coco_dev_paddlex / "images")
+    data, _ = validate_coco(
+        coco_dev_paddlex / "annotations" / "person_keypoints_val2017.json", coco_dev_paddlex / "images"
+    )
     instances = person_instances(data, coco_dev_paddlex / "images", spec)
     codec = HeatmapCodec.from_spec(spec)
     evaluators = {flip: KeypointEvaluator(data) for flip in (True, False)}
@@ -98,8 +97,14 @@ def _jittered_detections(data: dict) -> list[dict]:
             continue
         x, y, w, h = annotation["bbox"]
         x, y, w, h = np.array([x, y, w, h]) + rng.normal(0, 0.03, 4) * [w, h, w, h]
-        detections.append({"image_id": annotation["image_id"], "category_id": 1, "bbox": [x, y, w, h],
-                           "score": float(rng.uniform(0.3, 1.0))})
+        detections.append(
+            {
+                "image_id": annotation["image_id"],
+                "category_id": 1,
+                "bbox": [x, y, w, h],
+                "score": float(rng.uniform(0.3, 1.0)),
+            }
+        )
     return detections
 
 
@@ -116,7 +121,9 @@ def test_detector_boxes_from_file_and_from_a_callable_agree(
     det_file = tmp_path / "detections.json"
     det_file.write_text(json.dumps(detections))
     by_pixels = {
-        hashlib.sha1(read_image(str(coco_dev_paddlex / "images" / image["file_name"]), bgr=True).tobytes()).hexdigest(): image["id"]
+        hashlib.sha1(
+            read_image(str(coco_dev_paddlex / "images" / image["file_name"]), bgr=True).tobytes()
+        ).hexdigest(): image["id"]
         for image in data["images"]
     }
     calls = []
@@ -139,8 +146,9 @@ def test_detector_boxes_from_file_and_from_a_callable_agree(
         np.testing.assert_allclose(a.scale, b.scale, rtol=1e-5)
 
     model = build_model(model_name, pretrained=real_weights[model_name])
-    stats = evaluate(model, coco_dev_paddlex, boxes=det_file, flip=False, batch_size=64, progress=False,
-                     output_dir=tmp_path / "out")
+    stats = evaluate(
+        model, coco_dev_paddlex, boxes=det_file, flip=False, batch_size=64, progress=False, output_dir=tmp_path / "out"
+    )
     report = json.loads((tmp_path / "out" / "evaluate_result.json").read_text())
     assert report["metrics"] == stats and report["evaluation"]["persons"] == len(kept)
     assert 0.3 < stats["AP"] < 0.6, "jittered boxes, lower box scores: a real but lower AP than with GT boxes"

@@ -37,8 +37,9 @@ def train_config(compose_config):
 
 
 def _train_ap(module: TinyPoseLitModule, datamodule: CocoKeypointDataModule) -> float:
-    keypoints = predict_keypoints(module.model, datamodule.train_instances, module.spec, flip=False, batch_size=65,
-                                  progress=False)
+    keypoints = predict_keypoints(
+        module.model, datamodule.train_instances, module.spec, flip=False, batch_size=65, progress=False
+    )
     evaluator = KeypointEvaluator(datamodule.val_data)
     evaluator.update(range(len(keypoints)), keypoints, datamodule.train_instances)
     return evaluator.compute()["AP"]
@@ -65,8 +66,16 @@ def test_training_lowers_the_loss_and_raises_ap_on_the_training_images(
 
     loss_before, ap_before = fixed_loss(), _train_ap(module, datamodule)
     module.train()
-    trainer = L.Trainer(max_steps=20, accelerator="cpu", logger=False, enable_checkpointing=False, limit_val_batches=0,
-                        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
+    trainer = L.Trainer(
+        max_steps=20,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
     trainer.fit(module, datamodule=datamodule)
     loss_after, ap_after = fixed_loss(), _train_ap(module, datamodule)
     assert loss_after < 0.9 * loss_before, (loss_before, loss_after)
@@ -79,11 +88,18 @@ def test_finetuning_keeps_ap_and_exports_the_best_checkpoint(
     """`train.py mode=train weights=<real>` with a small LR for a few steps: validation (the COCO evaluation
     with flip) still gives the published AP; the best checkpoint is exported and loads as weights."""
     output = tmp_path / "run"
-    cfg = train_config([
-        f"dataset_dir={coco_dev_paddlex}", f"output_dir={output}", f"weights={real_weights['PP-TinyPose_128x96']}",
-        "module.lr=1e-4", "module.warmup_steps=0", "data.batch_size=16", "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=5",
-    ])
+    cfg = train_config(
+        [
+            f"dataset_dir={coco_dev_paddlex}",
+            f"output_dir={output}",
+            f"weights={real_weights['PP-TinyPose_128x96']}",
+            "module.lr=1e-4",
+            "module.warmup_steps=0",
+            "data.batch_size=16",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=5",
+        ]
+    )
     result = run_train(cfg)
     assert result["global_step"] == 5 and result["best_AP"] == pytest.approx(0.6106, abs=0.01)
     assert (output / "training_curves.png").stat().st_size > 10_000
@@ -129,8 +145,13 @@ def test_interrupted_run_resumes_without_losing_anything(coco_dev_paddlex: Path,
     """A run stopped in the middle of epoch 1 and resumed with resume=auto ends exactly where an
     uninterrupted run ends: same weights, optimizer moments, LR schedule, epoch and step counters."""
     common = [
-        f"dataset_dir={coco_dev_paddlex}", "data.batch_size=4", "trainer.max_epochs=2", "+trainer.limit_train_batches=3",
-        "+trainer.limit_val_batches=0", "callbacks.model_checkpoint.monitor=null", "module.warmup_steps=2",
+        f"dataset_dir={coco_dev_paddlex}",
+        "data.batch_size=4",
+        "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=3",
+        "+trainer.limit_val_batches=0",
+        "callbacks.model_checkpoint.monitor=null",
+        "module.warmup_steps=2",
     ]
     run_train(train_config([*common, f"output_dir={tmp_path / 'straight'}"]))
 
@@ -146,7 +167,9 @@ def test_interrupted_run_resumes_without_losing_anything(coco_dev_paddlex: Path,
     assert (resumed["epoch"], resumed["global_step"]) == (straight["epoch"], straight["global_step"]) == (1, 6)
     for key, value in straight["state_dict"].items():
         torch.testing.assert_close(resumed["state_dict"][key], value, rtol=0, atol=0, msg=key)
-    for a, b in zip(straight["optimizer_states"][0]["state"].values(), resumed["optimizer_states"][0]["state"].values()):
+    for a, b in zip(
+        straight["optimizer_states"][0]["state"].values(), resumed["optimizer_states"][0]["state"].values()
+    ):
         torch.testing.assert_close(a["exp_avg"], b["exp_avg"], rtol=0, atol=0)
         torch.testing.assert_close(a["exp_avg_sq"], b["exp_avg_sq"], rtol=0, atol=0)
     assert straight["lr_schedulers"][0]["last_epoch"] == resumed["lr_schedulers"][0]["last_epoch"] == 6

@@ -83,7 +83,9 @@ def test_cli_converts_and_reports_errors(random_pdparams, tmp_path, capsys) -> N
 
 def test_safetensors_remembers_its_variant(random_pdparams, tmp_path) -> None:
     out = convert(random_pdparams, tmp_path / "w.safetensors", model_name="PP-TinyPose_128x96")
-    with pytest.raises(WeightsError, match=r"w.safetensors: these weights are for PP-TinyPose_128x96, not PP-TinyPose_256x192"):
+    with pytest.raises(
+        WeightsError, match=r"w.safetensors: these weights are for PP-TinyPose_128x96, not PP-TinyPose_256x192"
+    ):
         tinypose.build_model("PP-TinyPose_256x192", pretrained=out)
 
 

@@ -58,13 +58,17 @@ def test_truncated_safetensors(random_pdparams, tmp_path) -> None:
     good = convert(random_pdparams, tmp_path / "good.safetensors", model_name=NAME)
     path = tmp_path / "cut.safetensors"
     path.write_bytes(good.read_bytes()[:-1000])
-    with pytest.raises(WeightsError, match=r"cut.safetensors: not a readable safetensors file \(truncated or corrupt\?\)"):
+    with pytest.raises(
+        WeightsError, match=r"cut.safetensors: not a readable safetensors file \(truncated or corrupt\?\)"
+    ):
         tinypose.build_model(NAME, pretrained=path)
 
 
 def test_missing_tensor(make_pdparams) -> None:
     path = make_pdparams(lambda arrays: arrays.pop("backbone.stem.conv1.norm._variance"))
-    with pytest.raises(WeightsError, match=r"checkpoint.pdparams: .*1 missing \(first: backbone.stem.conv1.norm.running_var\)"):
+    with pytest.raises(
+        WeightsError, match=r"checkpoint.pdparams: .*1 missing \(first: backbone.stem.conv1.norm.running_var\)"
+    ):
         tinypose.build_model(NAME, pretrained=path)
 
 
@@ -76,7 +80,10 @@ def test_extra_tensor(make_pdparams) -> None:
 
 def test_shape_mismatch(make_pdparams) -> None:
     path = make_pdparams(lambda arrays: arrays.update({"final_conv.weight": np.zeros((17, 40, 3, 3), np.float32)}))
-    with pytest.raises(WeightsError, match=r"checkpoint.pdparams: tensor final_conv.weight has shape \(17, 40, 3, 3\), the model expects \(17, 40, 1, 1\)"):
+    with pytest.raises(
+        WeightsError,
+        match=r"checkpoint.pdparams: tensor final_conv.weight has shape \(17, 40, 3, 3\), the model expects \(17, 40, 1, 1\)",
+    ):
         tinypose.build_model(NAME, pretrained=path)
 
 

@@ -171,14 +171,18 @@ def test_wrong_content_md5_is_refused(server, clean_env, random_pdparams) -> Non
     bad_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
     url = _served(server, "/badmd5.pdparams", random_pdparams.read_bytes(), headers={"Content-MD5": bad_md5})
     spec = replace(SPEC, weights=(_pdparams_source(url, None),))
-    with pytest.raises(WeightsError, match=r"badmd5.pdparams: md5 [0-9a-f]{32} does not match the server's Content-MD5"):
+    with pytest.raises(
+        WeightsError, match=r"badmd5.pdparams: md5 [0-9a-f]{32} does not match the server's Content-MD5"
+    ):
         resolve_pretrained(spec, progress=False)
 
 
 def test_falls_back_to_the_next_source(server, clean_env, random_pdparams) -> None:
     body = random_pdparams.read_bytes()
     missing = _pdparams_source(server.url("/gone.pdparams"), None)
-    mirror = replace(_pdparams_source(_served(server, "/mirror.pdparams", body), _sha(body)), filename="mirror.pdparams")
+    mirror = replace(
+        _pdparams_source(_served(server, "/mirror.pdparams", body), _sha(body)), filename="mirror.pdparams"
+    )
     path = resolve_pretrained(replace(SPEC, weights=(missing, mirror)), progress=False)
     assert path.name == f"{SPEC.name}.safetensors" and server.hits["/gone.pdparams"] == 1
 
@@ -188,7 +192,7 @@ def test_openvino_ir_download_with_registered_hashes(server, clean_env, openvino
     registered = next(s for s in SPEC.weights if s.format == "openvino")
     xml = (openvino_dir / "tinypose_128x96" / "model.xml").read_bytes()
     binary = (openvino_dir / "tinypose_128x96" / "model.bin").read_bytes()
-    (_, bin_sha, bin_name), = registered.companions
+    ((_, bin_sha, bin_name),) = registered.companions
     source = replace(
         registered,
         url=_served(server, "/ir/model.xml", xml),

@@ -208,7 +208,10 @@ def test_real_weights_reproduce_openvino(openvino_dir, data_dir, name) -> None:
 
 def test_wrong_variant_ir_is_refused(openvino_dir) -> None:
     xml = _ir(openvino_dir, "256x192")
-    with pytest.raises(WeightsError, match=r"tinypose_256x192/model.xml: the model in this file takes 256x192 inputs, PP-TinyPose_128x96 takes 128x96"):
+    with pytest.raises(
+        WeightsError,
+        match=r"tinypose_256x192/model.xml: the model in this file takes 256x192 inputs, PP-TinyPose_128x96 takes 128x96",
+    ):
         tinypose.build_model("PP-TinyPose_128x96", pretrained=xml)
 
 

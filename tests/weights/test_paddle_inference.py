@@ -53,7 +53,10 @@ def test_paddlex_folder_gives_the_pdparams_state(fixtures_dir, pdparams_state) -
     folder = fixtures_dir / "paddlex_infer_128x96"
     raw = read_weights(folder)
     assert (raw.format, raw.naming, raw.model_name, raw.input_hw) == (
-        "paddle_inference", "static", "PP-TinyPose_128x96", (128, 96)
+        "paddle_inference",
+        "static",
+        "PP-TinyPose_128x96",
+        (128, 96),
     )
     _assert_same_state(load_state_dict(folder, "PP-TinyPose_128x96"), pdparams_state)
     # the program file or the params file name the same model
@@ -141,7 +144,9 @@ def test_static_name_table_matches_the_released_export(openvino_dir) -> None:
 
 
 def test_wrong_variant_is_refused(fixtures_dir) -> None:
-    with pytest.raises(WeightsError, match=r"inference.pdiparams: these weights are for PP-TinyPose_128x96, not PP-TinyPose_256x192"):
+    with pytest.raises(
+        WeightsError, match=r"inference.pdiparams: these weights are for PP-TinyPose_128x96, not PP-TinyPose_256x192"
+    ):
         load_state_dict(fixtures_dir / "paddlex_infer_128x96", "PP-TinyPose_256x192")
 
 
@@ -173,7 +178,9 @@ def test_truncated_pdiparams_names_file_and_tensor(layout, legacy_export, fixtur
     params = next(folder.glob("*.pdiparams"))
     data = params.read_bytes()
     params.write_bytes(data[: len(data) - 1000])
-    with pytest.raises(WeightsError, match=r"\.pdiparams: tensor 1342/1342 \(conv2d_99\.w_0.*file ends 1000 bytes early"):
+    with pytest.raises(
+        WeightsError, match=r"\.pdiparams: tensor 1342/1342 \(conv2d_99\.w_0.*file ends 1000 bytes early"
+    ):
         read_weights(folder)
     params.write_bytes(data + b"\0" * 8)
     with pytest.raises(WeightsError, match=r"\.pdiparams: 8 bytes left after the 1342 tensors"):
@@ -208,5 +215,8 @@ def test_pdiparams_with_different_shapes_is_refused(legacy_export, fixtures_dir,
     arrays = {name: np.zeros(shape, np.float32) for name, (_, shape) in program.parameters.items()}
     arrays["conv2d_268.w_0_deepcopy_1342"] = np.zeros((17, 40, 3, 3), np.float32)
     write_pdiparams(folder / "model.pdiparams", arrays)
-    with pytest.raises(WeightsError, match=r"tensor conv2d_268\.w_0_deepcopy_1342 has shape \(17, 40, 3, 3\) but model.pdmodel declares \(17, 40, 1, 1\)"):
+    with pytest.raises(
+        WeightsError,
+        match=r"tensor conv2d_268\.w_0_deepcopy_1342 has shape \(17, 40, 3, 3\) but model.pdmodel declares \(17, 40, 1, 1\)",
+    ):
         read_weights(folder)

@@ -74,9 +74,7 @@ def _keypoint_stats(data: Mapping[str, Any], num_joints: int) -> tuple[np.ndarra
     return per_joint, per_count
 
 
-def plot_histogram(
-    datasets: Mapping[str, Mapping[str, Any]], keypoint_names: Sequence[str], path: str | Path
-) -> Path:
+def plot_histogram(datasets: Mapping[str, Mapping[str, Any]], keypoint_names: Sequence[str], path: str | Path) -> Path:
     """Bar charts of labelled keypoints per joint and of instances per labelled-keypoint count, per split."""
     plt = pyplot()
     num_joints = len(keypoint_names)

@@ -60,7 +60,9 @@ def _read_json(path: Path, what: str) -> Any:
         with path.open("r", encoding="utf-8") as file:
             return json.load(file)
     except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: unreadable JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+        raise DatasetError(
+            f"{path}: unreadable JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path}: cannot read the file: {error}") from None
 
@@ -82,8 +84,10 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(
-        value
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
     )
 
 
@@ -172,7 +176,12 @@ def find_problems(
             image is not None
             and _is_number(image.get("width"))
             and _is_number(image.get("height"))
-            and (bbox[0] >= image["width"] or bbox[1] >= image["height"] or bbox[0] + bbox[2] <= 0 or bbox[1] + bbox[3] <= 0)
+            and (
+                bbox[0] >= image["width"]
+                or bbox[1] >= image["height"]
+                or bbox[0] + bbox[2] <= 0
+                or bbox[1] + bbox[3] <= 0
+            )
         ):
             errors.append(f"{where}: invalid bbox {bbox!r}: outside the {image['width']}x{image['height']} image")
 

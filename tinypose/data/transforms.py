@@ -68,7 +68,11 @@ def read_image(path: str, bgr: bool = False) -> np.ndarray:
 
 
 def _half_body(
-    keypoints: np.ndarray, visibility: np.ndarray, config: AugmentConfig, aspect_ratio: float, rng: np.random.RandomState
+    keypoints: np.ndarray,
+    visibility: np.ndarray,
+    config: AugmentConfig,
+    aspect_ratio: float,
+    rng: np.random.RandomState,
 ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
     """``halfbody_transform``: a box around the upper or lower visible joints (upstream's ``randn() < 0.5``)."""
     upper, lower = [], []

@@ -138,7 +138,9 @@ def state_from_ir_convs(
         _check_conv(convs[conv_name], ir, conv_name, source)
         channels = ir.weight.shape[0]
         if ir.shift.shape != (channels,):
-            raise WeightsError(f"{source}: shift after IR conv {ir.name} has {ir.shift.size} values, expected {channels}")
+            raise WeightsError(
+                f"{source}: shift after IR conv {ir.name} has {ir.shift.size} values, expected {channels}"
+            )
         state[f"{conv_name}.weight"] = ir.weight
         state.update(shift_batchnorm_state(norm_name, ir.shift))
     for conv_name, ir in zip(biased, ir_biased):
@@ -207,7 +209,9 @@ def _convs_from_graph(graph: IRGraph) -> tuple[list[IRConv], IRGraphConstants]:
             weight = weight.reshape(groups * per_group, *rest)
         consumers = graph.consumers(conv.id)
         if len(consumers) != 1 or consumers[0][0].type != "Add":
-            raise WeightsError(f"{source}: {conv.type} {conv.name} is not followed by one Add (bias or folded BatchNorm)")
+            raise WeightsError(
+                f"{source}: {conv.type} {conv.name} is not followed by one Add (bias or folded BatchNorm)"
+            )
         add, port = consumers[0]
         shift = graph.constant_input(add.id, next(p.id for p in add.inputs if p.id != port))
         if shift is None or shift.size != weight.shape[0]:
@@ -253,7 +257,9 @@ def _convs_from_graph(graph: IRGraph) -> tuple[list[IRConv], IRGraphConstants]:
     return convs, IRGraphConstants(slopes, epsilons.pop(), input_hw)
 
 
-_PADDLE_UNUSED = re.compile(r"^head\.(p\d+_feat\.scale_reg|distribution_project\.project|head_(cls|reg)\d+\.(weight|bias))$")
+_PADDLE_UNUSED = re.compile(
+    r"^head\.(p\d+_feat\.scale_reg|distribution_project\.project|head_(cls|reg)\d+\.(weight|bias))$"
+)
 """Entries of a PicoDet ``.pdparams`` with no torch counterpart: GFLHead's unused ``ScaleReg``s, the
 fixed DFL projection, and ``head_cls{i}``/``head_reg{i}``, which alias ``head_{cls,reg}_list.{i}``."""
 
@@ -328,7 +334,9 @@ def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Te
             raise WeightsError(f"{path}: these weights are for {raw.model_name}, not {model.spec.name}")
         arrays = raw.arrays
     else:
-        raise WeightsError(f"{source}: PP-PicoDet weights are read from OpenVINO IR, .pdparams or .safetensors, not {kind}")
+        raise WeightsError(
+            f"{source}: PP-PicoDet weights are read from OpenVINO IR, .pdparams or .safetensors, not {kind}"
+        )
     return check_state_dict(arrays, model, path)
 
 
@@ -369,7 +377,9 @@ def detector_name_for(source: str | Path, model_name: str | None = None) -> str 
                 return get_detector_spec(shapes[0][2]).name
             except ValueError:
                 pass
-    raise WeightsError(f"{path}: cannot tell which PP-PicoDet this is; name it (--model picodet_s_320_lcnet_pedestrian)")
+    raise WeightsError(
+        f"{path}: cannot tell which PP-PicoDet this is; name it (--model picodet_s_320_lcnet_pedestrian)"
+    )
 
 
 def convert_detector(source: str | Path, output: str | Path, model_name: str, force: bool = False) -> Path:

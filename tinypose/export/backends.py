@@ -246,7 +246,14 @@ class _CpuRuntimeBackend(Backend):
     a worker slowed down by another process on its core simply takes fewer chunks.
     """
 
-    def __init__(self, spec: ModelSpec, device: torch.device, num_threads: int | None, streams: int | None, micro_batch: int | None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: torch.device,
+        num_threads: int | None,
+        streams: int | None,
+        micro_batch: int | None,
+    ) -> None:
         super().__init__(spec, device)
         self.num_threads = int(num_threads) if num_threads else None
         self.streams = int(streams or self.num_threads or os.cpu_count() or 1)
@@ -275,7 +282,9 @@ class _Fastest:
     cores under moderate load); on idle cores more threads can win. The choice follows the load.
     """
 
-    def __init__(self, runners: dict[str, Callable[[np.ndarray], np.ndarray]], every: int = 200, probes: int = 3) -> None:
+    def __init__(
+        self, runners: dict[str, Callable[[np.ndarray], np.ndarray]], every: int = 200, probes: int = 3
+    ) -> None:
         self.runners = runners
         self.names = list(runners)
         self.every = every
@@ -349,7 +358,9 @@ class OnnxRuntimeBackend(_CpuRuntimeBackend):
                 providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
                 self.streams, self.micro_batch = 1, 1 << 30  # the GPU takes the whole batch
         self.providers = providers
-        self.path = onnx_for(model, "onnxruntime", ort.__version__, cache_dir=cache_dir, opset=opset, precision=precision)
+        self.path = onnx_for(
+            model, "onnxruntime", ort.__version__, cache_dir=cache_dir, opset=opset, precision=precision
+        )
         if device.type == "cuda" or self.num_threads == 1:
             self.session = self._session(self.num_threads, spinning=False)
             self.single_thread = self.session
@@ -359,7 +370,9 @@ class OnnxRuntimeBackend(_CpuRuntimeBackend):
             # intra-op thread, each run computes on its caller's thread).
             self.session = self._session(self.num_threads, spinning=allow_spinning)
             self.single_thread = self._session(1, spinning=False)
-            self._latency = _Fastest({"all threads": self._run(self.session), "one thread": self._run(self.single_thread)})
+            self._latency = _Fastest(
+                {"all threads": self._run(self.session), "one thread": self._run(self.single_thread)}
+            )
         self._pool: ThreadPoolExecutor | None = None
 
     def _session(self, threads: int | None, spinning: bool):

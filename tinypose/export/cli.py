@@ -48,7 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-o", "--output", type=Path, help="output file (default: <model><suffix> here)")
     parser.add_argument("--precision", choices=("fp32", "fp16"), default=None, help="default fp32 (fp16 for tensorrt)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    parser.add_argument("--exporter", choices=EXPORTERS, default="graph", help="graph: our lowering (fast); torch: torch.onnx dynamo")
+    parser.add_argument(
+        "--exporter", choices=EXPORTERS, default="graph", help="graph: our lowering (fast); torch: torch.onnx dynamo"
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip running the export against PyTorch")
     return parser.parse_args(argv)
 
@@ -84,7 +86,9 @@ def _export(args: argparse.Namespace) -> int:
 
     if args.format == "onnx":
         export_onnx(model, output, opset=args.opset, precision=precision, exporter=args.exporter)
-        print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, opset {args.opset}, {precision}) in {time.perf_counter() - start:.1f} s")
+        print(
+            f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB, opset {args.opset}, {precision}) in {time.perf_counter() - start:.1f} s"
+        )
         if not args.no_verify:
             print(f"onnxruntime vs torch on a random batch of 3: max |diff| = {_verify_onnx(output, model, batch):.2e}")
         return 0
@@ -100,7 +104,9 @@ def _export(args: argparse.Namespace) -> int:
             ir = ov.convert_model(str(onnx_path))
             output.parent.mkdir(parents=True, exist_ok=True)
             ov.save_model(ir, str(output), compress_to_fp16=precision == "fp16")
-            print(f"wrote {output} and {output.with_suffix('.bin')} ({precision} weights) in {time.perf_counter() - start:.1f} s")
+            print(
+                f"wrote {output} and {output.with_suffix('.bin')} ({precision} weights) in {time.perf_counter() - start:.1f} s"
+            )
             if not args.no_verify:
                 compiled = ov.Core().compile_model(str(output), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
                 ours = compiled(batch.numpy())[0]
@@ -117,5 +123,7 @@ def _export(args: argparse.Namespace) -> int:
         onnx_precision = precision if _strongly_typed(trt) else "fp32"
         export_onnx(model, onnx_path, opset=args.opset, precision=onnx_precision)
         build_engine(onnx_path, output, input_shape=(3, spec.input_height, spec.input_width), precision=precision)
-        print(f"wrote {output} (TensorRT {trt.__version__}, {precision}, batch profile {DEFAULT_PROFILE}) in {time.perf_counter() - start:.1f} s")
+        print(
+            f"wrote {output} (TensorRT {trt.__version__}, {precision}, batch profile {DEFAULT_PROFILE}) in {time.perf_counter() - start:.1f} s"
+        )
     return 0

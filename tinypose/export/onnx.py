@@ -172,8 +172,16 @@ def build_onnx(
         y = graph.one("Cast", [y], to=TensorProto.FLOAT)
     graph.nodes.append(helper.make_node("Identity", [y], [OUTPUT_NAME], name="output"))
     heatmap_w, heatmap_h = spec.heatmap_size
-    inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, 3, spec.input_height, spec.input_width])]
-    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, spec.num_joints, heatmap_h, heatmap_w])]
+    inputs = [
+        helper.make_tensor_value_info(
+            INPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, 3, spec.input_height, spec.input_width]
+        )
+    ]
+    outputs = [
+        helper.make_tensor_value_info(
+            OUTPUT_NAME, TensorProto.FLOAT, [BATCH_DIM, spec.num_joints, heatmap_h, heatmap_w]
+        )
+    ]
     onnx_graph = helper.make_graph(graph.nodes, spec.name, inputs, outputs, graph.initializers)
     proto = helper.make_model(
         onnx_graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tinypose",

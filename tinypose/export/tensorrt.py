@@ -83,9 +83,7 @@ def build_engine(
         config.set_flag(trt.BuilderFlag.FP16)
     optimization_profile = builder.create_optimization_profile()
     low, opt, high = profile
-    optimization_profile.set_shape(
-        INPUT_NAME, (low, *input_shape), (opt, *input_shape), (high, *input_shape)
-    )
+    optimization_profile.set_shape(INPUT_NAME, (low, *input_shape), (opt, *input_shape), (high, *input_shape))
     config.add_optimization_profile(optimization_profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -126,7 +124,9 @@ class TensorRTBackend(Backend):
             raise ValueError(f"profile must be (min, opt, max) with 1 <= min <= opt <= max, got {profile}")
         self.max_batch = high
         onnx_precision = precision if _strongly_typed(trt) else "fp32"
-        onnx_path = onnx_for(model, "tensorrt", trt.__version__, cache_dir=cache_dir, opset=opset, precision=onnx_precision)
+        onnx_path = onnx_for(
+            model, "tensorrt", trt.__version__, cache_dir=cache_dir, opset=opset, precision=onnx_precision
+        )
         properties = torch.cuda.get_device_properties(device)
         fields = {
             "onnx_sha256": sha256_of(onnx_path),
@@ -140,9 +140,21 @@ class TensorRTBackend(Backend):
         }
 
         def build(path: Path) -> None:
-            logger.info("building a TensorRT %s engine for %s on %s (a minute or so)", precision, model.spec.name, properties.name)
+            logger.info(
+                "building a TensorRT %s engine for %s on %s (a minute or so)",
+                precision,
+                model.spec.name,
+                properties.name,
+            )
             with torch.cuda.device(device):
-                build_engine(onnx_path, path, input_shape=self.input_shape, precision=precision, profile=(low, opt, high), workspace=workspace)
+                build_engine(
+                    onnx_path,
+                    path,
+                    input_shape=self.input_shape,
+                    precision=precision,
+                    profile=(low, opt, high),
+                    workspace=workspace,
+                )
 
         folder = export_cache_dir(cache_dir) / "tensorrt"
         stem = f"{model.spec.name}-{precision}"
@@ -156,7 +168,9 @@ class TensorRTBackend(Backend):
                 self.engine_path = cached_artifact(folder, stem, ".engine", fields, build)
                 engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
             if engine is None:
-                raise RuntimeError(f"{self.engine_path}: TensorRT {trt.__version__} cannot deserialize the engine it built")
+                raise RuntimeError(
+                    f"{self.engine_path}: TensorRT {trt.__version__} cannot deserialize the engine it built"
+                )
             self.engine = engine
             self.context = engine.create_execution_context()
         self.output_dtype = _TORCH_DTYPES[engine.get_tensor_dtype(OUTPUT_NAME).name]
@@ -166,8 +180,12 @@ class TensorRTBackend(Backend):
         with torch.cuda.device(self.device):
             batch = batch.to(self.device, self.input_dtype, non_blocking=True).contiguous()
             if not self.context.set_input_shape(INPUT_NAME, tuple(batch.shape)):
-                raise ValueError(f"batch shape {tuple(batch.shape)} is outside the engine's profile (max {self.max_batch})")
-            output = torch.empty(tuple(self.context.get_tensor_shape(OUTPUT_NAME)), dtype=self.output_dtype, device=self.device)
+                raise ValueError(
+                    f"batch shape {tuple(batch.shape)} is outside the engine's profile (max {self.max_batch})"
+                )
+            output = torch.empty(
+                tuple(self.context.get_tensor_shape(OUTPUT_NAME)), dtype=self.output_dtype, device=self.device
+            )
             self.context.set_tensor_address(INPUT_NAME, batch.data_ptr())
             self.context.set_tensor_address(OUTPUT_NAME, output.data_ptr())
             stream = torch.cuda.current_stream(self.device)

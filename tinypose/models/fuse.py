@@ -361,7 +361,9 @@ class FusedTinyPose(nn.Module):
                     units_left[i] = units_from[stage][i]
             orders = new_orders
             transitions.append(nn.ModuleList(layers))
-            stage_modules.append(nn.Sequential(*(FoldedModule(m, orders, units_left) for m in getattr(backbone, f"stage{stage}"))))
+            stage_modules.append(
+                nn.Sequential(*(FoldedModule(m, orders, units_left) for m in getattr(backbone, f"stage{stage}")))
+            )
         self.transitions = nn.ModuleList(transitions)
         self.stages = nn.ModuleList(stage_modules)
         projects = []

@@ -51,7 +51,13 @@ class ConvNorm(nn.Sequential):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1, relu: bool = False
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        relu: bool = False,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
@@ -129,7 +135,9 @@ class LiteHRNetModule(nn.Module):
     @staticmethod
     def _fuse_path(channels: tuple[int, ...], i: int, j: int) -> nn.Module:
         if j > i:
-            return nn.Sequential(*_pw_bn(channels[j], channels[i]), nn.Upsample(scale_factor=2 ** (j - i), mode="nearest"))
+            return nn.Sequential(
+                *_pw_bn(channels[j], channels[i]), nn.Upsample(scale_factor=2 ** (j - i), mode="nearest")
+            )
         if j == i:
             return nn.Identity()
         steps = []

@@ -68,7 +68,9 @@ class WeightSource:
     """(url, sha256, filename) of files that must sit next to ``filename`` (an IR's ``.bin``)."""
 
     @classmethod
-    def openvino_ir(cls, xml_url: str, xml_sha256: str, bin_sha256: str, filename: str, description: str) -> WeightSource:
+    def openvino_ir(
+        cls, xml_url: str, xml_sha256: str, bin_sha256: str, filename: str, description: str
+    ) -> WeightSource:
         """An OpenVINO IR release: the ``.xml`` and, as its companion, the ``.bin`` of the same URL and name stem."""
         companion = (xml_url.removesuffix(".xml") + ".bin", bin_sha256, filename.removesuffix(".xml") + ".bin")
         return cls(xml_url, xml_sha256, filename, "openvino", description, companions=(companion,))
@@ -110,7 +112,9 @@ class ModelSpec:
 
 
 _PADDLEX_PRETRAINED = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model"
-OPENVINO_IR_REPO = "https://github.com/guojin-yan/Csharp_and_OpenVINO_deploy_PP-TinyPose/raw/0f6a4845d37b5b16edacbb76f1b1debb39e28a11"
+OPENVINO_IR_REPO = (
+    "https://github.com/guojin-yan/Csharp_and_OpenVINO_deploy_PP-TinyPose/raw/0f6a4845d37b5b16edacbb76f1b1debb39e28a11"
+)
 """Pinned repository holding the OpenVINO IRs of the PaddleDetection PP-TinyPose and PP-PicoDet releases."""
 
 
@@ -192,9 +196,7 @@ class TinyPose(nn.Module):
         return self.final_conv(self.backbone(x)[0])
 
 
-def forward_with_flip(
-    forward: Callable[[Tensor], Tensor], images: Tensor, flip: bool
-) -> tuple[Tensor, Tensor | None]:
+def forward_with_flip(forward: Callable[[Tensor], Tensor], images: Tensor, flip: bool) -> tuple[Tensor, Tensor | None]:
     """Heatmaps of ``images`` and, with ``flip``, of their W-mirrored twins, from ONE forward call
     (the flip test of predict, evaluation and validation; merging is :meth:`HeatmapCodec.flip_merge`)."""
     if not flip:
@@ -218,4 +220,3 @@ def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | Path 
         path = resolve_pretrained(spec) if pretrained is True else Path(pretrained)
         model.load_state_dict(load_state_dict(path, spec.name), strict=True)
     return model.eval()
-

@@ -46,6 +46,7 @@ _DEFAULT: Any = object()
 PIPELINES = ("human_keypoint_detection",)
 """Pipeline names :func:`create_pipeline` knows (PaddleX's)."""
 
+
 def clip_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     """PaddleX's detection post-processing: clip to ``[0, w] x [0, h]``, drop boxes left empty."""
     boxes = boxes.copy()
@@ -86,9 +87,19 @@ class PipelineResult(KeypointResult):
             scale = max(0.4, thickness * 0.35)
             (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thickness // 2))
             top = max(y1 - text_h - 2 * thickness, 0)
-            cv2.rectangle(canvas, (x1, top), (x1 + text_w + 2 * thickness, top + text_h + 2 * thickness), (40, 40, 40), -1)
-            cv2.putText(canvas, label, (x1 + thickness, top + text_h + thickness), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                        (255, 255, 255), max(1, thickness // 2), cv2.LINE_AA)
+            cv2.rectangle(
+                canvas, (x1, top), (x1 + text_w + 2 * thickness, top + text_h + 2 * thickness), (40, 40, 40), -1
+            )
+            cv2.putText(
+                canvas,
+                label,
+                (x1 + thickness, top + text_h + thickness),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                (255, 255, 255),
+                max(1, thickness // 2),
+                cv2.LINE_AA,
+            )
         return canvas
 
     def __repr__(self) -> str:
@@ -151,7 +162,9 @@ class KeypointPipeline:
         out = []
         for index, image in enumerate(images):
             name = names[index] if names is not None else f"image {index}"
-            boxes = parse_boxes(self.detector(image), f"{name}: detector output", default_score=1.0, require_extent=False)
+            boxes = parse_boxes(
+                self.detector(image), f"{name}: detector output", default_score=1.0, require_extent=False
+            )
             out.append(boxes if det_threshold is None else boxes[boxes[:, 4] > det_threshold])
         return out
 
@@ -215,7 +228,9 @@ class KeypointPipeline:
         assert video is not None and item.frame_index is not None
         tracker = trackers.get(id(video))
         if tracker is None:
-            tracker = trackers[id(video)] = PoseTracker(self.tracking, self.match_threshold, self.max_age, self.smoothing)
+            tracker = trackers[id(video)] = PoseTracker(
+                self.tracking, self.match_threshold, self.max_age, self.smoothing
+            )
         keypoints = np.stack([np.asarray(p["keypoints"], np.float64) for p in people])
         ids, smoothed = tracker.update(boxes, keypoints, item.frame_index, item.frame_index / video.fps)
         for person, track_id, points in zip(people, ids, smoothed if smoothed is not None else [None] * len(people)):
@@ -311,4 +326,3 @@ def create_pipeline(
     return KeypointPipeline(
         pose, person_detector, det_threshold, batch_size, tracking=tracking, smoothing=smoothing_config
     )
-

@@ -54,9 +54,12 @@ class _VideoJson:
             self.flush()
             self._open(result.video)
         people = "boxes" if "boxes" in result else "kpts"
-        frame = json.dumps({"frame_index": result["frame_index"], people: to_builtin(result[people])}, indent=4,
-                           ensure_ascii=False)
-        self.file.write(("," if self.count else "") + "\n" + "\n".join("        " + line for line in frame.splitlines()))
+        frame = json.dumps(
+            {"frame_index": result["frame_index"], people: to_builtin(result[people])}, indent=4, ensure_ascii=False
+        )
+        self.file.write(
+            ("," if self.count else "") + "\n" + "\n".join("        " + line for line in frame.splitlines())
+        )
         self.count += 1
 
     def _open(self, source: Any) -> None:

@@ -56,15 +56,25 @@ def draw_keypoints(
         if box is None:
             continue
         x1, y1, x2, y2 = (float(v) for v in list(box)[:4])
-        cv2.rectangle(canvas, point(np.array([x1, y1])), point(np.array([x2, y2])), (255, 255, 255),
-                      max(1, thickness // 2), cv2.LINE_AA, shift)
+        cv2.rectangle(
+            canvas,
+            point(np.array([x1, y1])),
+            point(np.array([x2, y2])),
+            (255, 255, 255),
+            max(1, thickness // 2),
+            cv2.LINE_AA,
+            shift,
+        )
     for keypoints in people:
         keypoints = np.asarray(keypoints, dtype=np.float64)
         visible = np.isfinite(keypoints).all(axis=1) & (keypoints[:, 2] >= threshold)
         for a, b in skeleton:
             if a < len(keypoints) and b < len(keypoints) and visible[a] and visible[b]:
-                color = _side_color(a, keypoint_names) if _side_color(a, keypoint_names) == _side_color(
-                    b, keypoint_names) else _CENTER
+                color = (
+                    _side_color(a, keypoint_names)
+                    if _side_color(a, keypoint_names) == _side_color(b, keypoint_names)
+                    else _CENTER
+                )
                 cv2.line(canvas, point(keypoints[a, :2]), point(keypoints[b, :2]), color, thickness, cv2.LINE_AA, shift)
         for index in np.flatnonzero(visible):
             center = point(keypoints[index, :2])

@@ -205,9 +205,7 @@ def read_image_file(path: str | Path) -> np.ndarray:
     return decode_image_bytes(data, str(path))
 
 
-def fetch_url(
-    url: str, timeout: float = DEFAULT_URL_TIMEOUT_S, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
-) -> bytes:
+def fetch_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT_S, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES) -> bytes:
     """Download ``url`` in about ``timeout`` seconds at most (connect, each read, and in total) and at
     most ``max_bytes`` bytes; every failure is an :class:`InputError` naming the URL."""
     deadline = time.monotonic() + timeout
@@ -244,7 +242,9 @@ def fetch_url(
         raise InputError(url, f"cannot download: {error}") from error
 
 
-def read_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT_S, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES) -> np.ndarray:
+def read_url(
+    url: str, timeout: float = DEFAULT_URL_TIMEOUT_S, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+) -> np.ndarray:
     """Download and decode an image URL (bounded in time and size) as uint8 BGR."""
     data = fetch_url(url, timeout, max_bytes)
     if not data:

@@ -65,8 +65,9 @@ class TrainingCurves(Callback):
         self.steps: list[dict[str, float]] = []
         self.epochs: list[dict[str, float]] = []
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         if step % max(1, trainer.log_every_n_steps) != 0 or outputs is None:
             return
@@ -76,8 +77,11 @@ class TrainingCurves(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        row = {"epoch": int(trainer.current_epoch), "step": int(trainer.global_step),
-               "train_loss": _scalar(metrics, "train/loss_epoch")}
+        row = {
+            "epoch": int(trainer.current_epoch),
+            "step": int(trainer.global_step),
+            "train_loss": _scalar(metrics, "train/loss_epoch"),
+        }
         for name in ("AP", "AP50", "AP75"):
             row[name] = _scalar(metrics, f"val/{name}")
         self.epochs.append(row)
@@ -132,11 +136,14 @@ class SaveOnInterrupt(Callback):
         self.path = Path(dirpath) / f"{filename}.ckpt"
         self._buffers: dict[str, Any] | None = None
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._buffers = {name: buffer.detach().clone() for name, buffer in pl_module.named_buffers()}
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._buffers = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:

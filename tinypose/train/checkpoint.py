@@ -45,7 +45,7 @@ def read_lightning_checkpoint(path: str | Path, checkpoint: dict[str, Any] | Non
     path = Path(path)
     checkpoint = checkpoint if checkpoint is not None else load_lightning_checkpoint(path)
     arrays = {
-        name[len(PREFIX):]: value.detach().cpu().float().numpy()
+        name[len(PREFIX) :]: value.detach().cpu().float().numpy()
         for name, value in checkpoint["state_dict"].items()
         if name.startswith(PREFIX) and isinstance(value, torch.Tensor) and value.is_floating_point()
     }
@@ -56,7 +56,9 @@ def read_lightning_checkpoint(path: str | Path, checkpoint: dict[str, Any] | Non
     return RawWeights(path, "lightning", arrays, "torch", model_name=model_name)
 
 
-def export_checkpoint(checkpoint_path: str | Path, output_path: str | Path, extra: dict[str, str] | None = None) -> Path:
+def export_checkpoint(
+    checkpoint_path: str | Path, output_path: str | Path, extra: dict[str, str] | None = None
+) -> Path:
     """Write the model weights of a training checkpoint to ``output_path`` (safetensors, checked strictly)."""
     from ..models.tinypose import TinyPose, get_spec
     from ..weights.loader import to_torch_state
@@ -68,6 +70,10 @@ def export_checkpoint(checkpoint_path: str | Path, output_path: str | Path, extr
         raise WeightsError(f"{checkpoint_path}: no model_name in the checkpoint's hyper-parameters")
     spec = get_spec(raw.model_name)
     state = to_torch_state(raw, TinyPose(spec))
-    metadata = {"source": Path(checkpoint_path).name, "epoch": str(checkpoint.get("epoch")),
-                "global_step": str(checkpoint.get("global_step")), **(extra or {})}
+    metadata = {
+        "source": Path(checkpoint_path).name,
+        "epoch": str(checkpoint.get("epoch")),
+        "global_step": str(checkpoint.get("global_step")),
+        **(extra or {}),
+    }
     return save_safetensors(state, output_path, spec.name, metadata)

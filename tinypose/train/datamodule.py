@@ -113,7 +113,9 @@ class CocoKeypointDataModule(L.LightningDataModule):
             require=("train", "val") if need_train else ("val",),
         )
         if need_train:
-            train_data, _ = validate_coco(self.layout.annotations("train"), self.layout.images_dir, self.spec.num_joints)
+            train_data, _ = validate_coco(
+                self.layout.annotations("train"), self.layout.images_dir, self.spec.num_joints
+            )
             self.train_instances = gt_instances(
                 train_data, self.layout.images_dir, self.spec.input_size, self.spec.num_joints
             )

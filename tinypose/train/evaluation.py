@@ -75,8 +75,9 @@ def oks_iou(
     return np.sum(np.exp(-e), axis=1) / e.shape[1] if e.shape[1] else np.zeros(len(others))
 
 
-def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float,
-            sigmas: np.ndarray | None = None) -> list[int]:
+def oks_nms(
+    keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, threshold: float, sigmas: np.ndarray | None = None
+) -> list[int]:
     """Greedy OKS-NMS (``keypoint_utils.oks_nms``): keep the best, drop others with OKS > ``threshold``."""
     if len(keypoints) == 0:
         return []
@@ -133,12 +134,14 @@ def rescore_and_nms(
         keep = oks_nms(keypoints[members_array], scores[members_array], areas[members_array], oks_thre)
         for k in keep or range(len(members)):
             index = members[k]
-            results.append({
-                "image_id": image_id,
-                "category_id": 1,
-                "keypoints": keypoints[index].reshape(-1).tolist(),
-                "score": float(scores[index]),
-            })
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "keypoints": keypoints[index].reshape(-1).tolist(),
+                    "score": float(scores[index]),
+                }
+            )
     return results
 
 
@@ -240,8 +243,12 @@ def detector_results(
     results = []
     for image in tqdm(gt_data["images"], desc="detect", disable=not progress):
         path = Path(images_dir) / image["file_name"]
-        boxes = parse_boxes(detector(read_image(str(path), bgr=True)), f"{path}: detector output", default_score=None,
-                            require_extent=False)
+        boxes = parse_boxes(
+            detector(read_image(str(path), bgr=True)),
+            f"{path}: detector output",
+            default_score=None,
+            require_extent=False,
+        )
         for x1, y1, x2, y2, score in boxes.tolist():
             results.append(
                 {"image_id": image["id"], "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score}
@@ -341,9 +348,7 @@ def decode_batch(
     """Codec decode with PaddleDetection's evaluation convention (box scale ``* 200`` in float32)."""
     centers = np.stack([i.center for i in instances])
     scales = np.stack([i.scale for i in instances]) * np.float32(pixel_std)
-    keypoints, _ = codec.decode(
-        _to_numpy(heatmaps), centers, scales, None if flipped is None else _to_numpy(flipped)
-    )
+    keypoints, _ = codec.decode(_to_numpy(heatmaps), centers, scales, None if flipped is None else _to_numpy(flipped))
     return keypoints
 
 

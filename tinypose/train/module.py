@@ -211,8 +211,6 @@ class TinyPoseLitModule(L.LightningModule):
         steps = self._steps_per_epoch()
         gamma = hp.gamma
         factors = [gamma / 10**i for i in range(len(hp.milestones))] if isinstance(gamma, float) else list(gamma)
-        schedule = WarmupPiecewise(
-            hp.warmup_steps, hp.warmup_start_factor, [m * steps for m in hp.milestones], factors
-        )
+        schedule = WarmupPiecewise(hp.warmup_steps, hp.warmup_start_factor, [m * steps for m in hp.milestones], factors)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

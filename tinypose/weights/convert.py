@@ -84,9 +84,7 @@ def provenance(tensors_file: Path, program_file: Path | None, source_format: str
     return metadata
 
 
-def convert(
-    source: str | Path, output: str | Path, model_name: str | None = None, force: bool = False
-) -> Path:
+def convert(source: str | Path, output: str | Path, model_name: str | None = None, force: bool = False) -> Path:
     """Read ``source`` (any supported format), check it strictly and write ``output`` (safetensors).
 
     Refuses to overwrite an existing ``output`` unless ``force``; the output is written to a temp

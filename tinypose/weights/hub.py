@@ -240,7 +240,9 @@ def download_file(
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise WeightsError(f"{destination.parent}: cannot create the download folder ({error}); set ${ENV_HOME}") from None
+        raise WeightsError(
+            f"{destination.parent}: cannot create the download folder ({error}); set ${ENV_HOME}"
+        ) from None
     deadline = time.monotonic() + timeout
     sha = hashlib.sha256()
     md5 = hashlib.md5()
@@ -252,11 +254,16 @@ def download_file(
                 length = response.headers.get("Content-Length")
                 expected_length = int(length) if length and length.isdigit() else None
                 if expected_length is not None and expected_length > max_bytes:
-                    raise WeightsError(f"{url}: server announces {expected_length} bytes, more than the {max_bytes} allowed")
+                    raise WeightsError(
+                        f"{url}: server announces {expected_length} bytes, more than the {max_bytes} allowed"
+                    )
                 content_md5 = response.headers.get("Content-MD5")
-                with temporary.open("wb") as file, tqdm(
-                    total=expected_length, unit="B", unit_scale=True, desc=destination.name, disable=not progress
-                ) as bar:
+                with (
+                    temporary.open("wb") as file,
+                    tqdm(
+                        total=expected_length, unit="B", unit_scale=True, desc=destination.name, disable=not progress
+                    ) as bar,
+                ):
                     while chunk := response.read1(1 << 16):
                         received += len(chunk)
                         if received > max_bytes:

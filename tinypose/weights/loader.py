@@ -164,7 +164,9 @@ def to_torch_state(raw: RawWeights, model: torch.nn.Module) -> dict[str, torch.T
     return check_state_dict(arrays, model, raw.source)
 
 
-def check_state_dict(arrays: dict[str, np.ndarray], model: torch.nn.Module, source: str | Path) -> dict[str, torch.Tensor]:
+def check_state_dict(
+    arrays: dict[str, np.ndarray], model: torch.nn.Module, source: str | Path
+) -> dict[str, torch.Tensor]:
     """``arrays`` as a complete float32 state dict for ``model``, or a :class:`WeightsError` naming ``source``.
 
     Strict: every tensor of ``model`` present, nothing extra, the same shapes, floating point and
@@ -212,9 +214,7 @@ def shift_batchnorm_state(norm_name: str, shift: np.ndarray) -> dict[str, np.nda
     }
 
 
-def _unfold_batchnorm(
-    model: torch.nn.Module, shifts: dict[str, np.ndarray], source: str
-) -> dict[str, np.ndarray]:
+def _unfold_batchnorm(model: torch.nn.Module, shifts: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """BatchNorm parameters that make each BN compute ``x + shift`` (weights folded into convs)."""
     modules = dict(model.named_modules())
     convs = [n for n, m in modules.items() if isinstance(m, torch.nn.Conv2d)]

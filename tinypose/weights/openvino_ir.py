@@ -278,8 +278,13 @@ def read_ir_graph(xml_path: str | Path, bin_path: str | Path | None = None) -> I
     meta = _flat(root.find("meta_data"))
     meta.update(_flat(root.find("rt_info")))
     return IRGraph(
-        xml_path, bin_path if blob is not None else None, root.get("name", ""), int(root.get("version", "0")),
-        layers, edges, meta,
+        xml_path,
+        bin_path if blob is not None else None,
+        root.get("name", ""),
+        int(root.get("version", "0")),
+        layers,
+        edges,
+        meta,
     )
 
 

@@ -375,7 +375,9 @@ def _read_config(folder: Path) -> tuple[Path | None, dict[str, Any]]:
     return None, {}
 
 
-def _variant(program: PaddleProgram, config_path: Path | None, config: dict[str, Any]) -> tuple[str | None, tuple[int, int] | None]:
+def _variant(
+    program: PaddleProgram, config_path: Path | None, config: dict[str, Any]
+) -> tuple[str | None, tuple[int, int] | None]:
     """Model name and (height, width) input size that the export declares, cross-checked."""
     from ..models.tinypose import get_spec
 
@@ -402,7 +404,9 @@ def _variant(program: PaddleProgram, config_path: Path | None, config: dict[str,
     if model_name is not None and input_hw is not None:
         spec = get_spec(model_name)
         if input_hw != (spec.input_height, spec.input_width):
-            raise WeightsError(f"{config_path}: says {model_name} but the program takes {input_hw[0]}x{input_hw[1]} inputs")
+            raise WeightsError(
+                f"{config_path}: says {model_name} but the program takes {input_hw[0]}x{input_hw[1]} inputs"
+            )
     return model_name, input_hw
 
 
@@ -426,6 +430,4 @@ def read_paddle_inference(path: str | Path) -> RawWeights:
         arrays[_DEEPCOPY.sub("", name)] = array
     config_path, config = _read_config(program_path.parent)
     model_name, input_hw = _variant(program, config_path, config)
-    return RawWeights(
-        params_path, "paddle_inference", arrays, "static", model_name=model_name, input_hw=input_hw
-    )
+    return RawWeights(params_path, "paddle_inference", arrays, "static", model_name=model_name, input_hw=input_hw)

@@ -66,11 +66,18 @@ def instances_of(kc, coco_dir: Path, trainsize, **kwargs):
 
 def augment_reference(ops, db, trainsize, hmsize, sigma, seeds):
     flip_half = ops.RandomFlipHalfBodyTransform(
-        trainsize=trainsize, upper_body_ids=list(range(11)), flip_pairs=FLIP_PERM, pixel_std=200, scale=0.25,
-        rot=30, num_joints_half_body=8, prob_half_body=0.3,
+        trainsize=trainsize,
+        upper_body_ids=list(range(11)),
+        flip_pairs=FLIP_PERM,
+        pixel_std=200,
+        scale=0.25,
+        rot=30,
+        num_joints_half_body=8,
+        prob_half_body=0.3,
     )
-    dropping = ops.AugmentationbyInformantionDropping(trainsize=trainsize, prob_cutout=0.5, offset_factor=0.05,
-                                                      num_patch=1)
+    dropping = ops.AugmentationbyInformantionDropping(
+        trainsize=trainsize, prob_cutout=0.5, offset_factor=0.05, num_patch=1
+    )
     affine = ops.TopDownAffine(trainsize=trainsize, use_udp=True)
     heatmaps = ops.ToHeatmapsTopDown_DARK(hmsize=hmsize, sigma=sigma)
     out = []
@@ -88,14 +95,22 @@ def augment_reference(ops, db, trainsize, hmsize, sigma, seeds):
         crop = record["image"]
         record = heatmaps(record)
         target = record["target"]
-        out.append({
-            "index": index, "seed": seed, "center": center, "scale": scale, "rotate": rotate,
-            "joints": short32(joints), "visibility": record.get("joints_vis", np.zeros(0)).tolist(),
-            "target_weight": record["target_weight"][:, 0].tolist(),
-            "target_sum": target.astype(np.float64).sum(axis=(1, 2)).tolist(),
-            "target_argmax": target.reshape(17, -1).argmax(axis=1).tolist(),
-            "crop_sum": int(crop.astype(np.int64).sum()), "crop_thumbnail": thumbnail(crop),
-        })
+        out.append(
+            {
+                "index": index,
+                "seed": seed,
+                "center": center,
+                "scale": scale,
+                "rotate": rotate,
+                "joints": short32(joints),
+                "visibility": record.get("joints_vis", np.zeros(0)).tolist(),
+                "target_weight": record["target_weight"][:, 0].tolist(),
+                "target_sum": target.astype(np.float64).sum(axis=(1, 2)).tolist(),
+                "target_argmax": target.reshape(17, -1).argmax(axis=1).tolist(),
+                "crop_sum": int(crop.astype(np.int64).sum()),
+                "crop_thumbnail": thumbnail(crop),
+            }
+        )
     return out
 
 
@@ -132,15 +147,22 @@ def main(ppdet_root: str, coco_dir: str, out_dir: str) -> None:
     kc = load_ppdet_module(ppdet_root, "data.source.keypoint_coco")
     ops = load_ppdet_module(ppdet_root, "data.transform.keypoint_operators")
     metrics = load_ppdet_module(ppdet_root, "metrics.keypoint_metrics")
-    reference = {"source": "PaddleDetection 666f597 (PaddlePaddle/PaddleDetection mirror), numpy "
-                           f"{np.__version__}, OpenCV {cv2.__version__}"}
+    reference = {
+        "source": "PaddleDetection 666f597 (PaddlePaddle/PaddleDetection mirror), numpy "
+        f"{np.__version__}, OpenCV {cv2.__version__}"
+    }
 
     reference["instances"] = {}
     for name, (trainsize, _, _) in SIZES.items():
         db = instances_of(kc, coco_dir, trainsize)
         reference["instances"][name] = [
-            {"image_id": int(r["im_id"]), "file": Path(r["image_file"]).name, "center": r["center"].tolist(),
-             "scale": r["scale"].tolist()} for r in db
+            {
+                "image_id": int(r["im_id"]),
+                "file": Path(r["image_file"]).name,
+                "center": r["center"].tolist(),
+                "scale": r["scale"].tolist(),
+            }
+            for r in db
         ]
 
     # detection results: GT boxes jittered, scores on both sides of image_thre, one non-person box
@@ -150,17 +172,30 @@ def main(ppdet_root: str, coco_dir: str, out_dir: str) -> None:
     for annotation in gt["annotations"]:
         x, y, w, h = annotation["bbox"]
         jitter = rng.normal(0, 0.05, 4) * [w, h, w, h]
-        detections.append({"image_id": annotation["image_id"], "category_id": 1 if annotation["id"] % 7 else 2,
-                           "bbox": [float(v) for v in np.array([x, y, w, h]) + jitter],
-                           "score": float(rng.uniform(0.2, 1.0))})
+        detections.append(
+            {
+                "image_id": annotation["image_id"],
+                "category_id": 1 if annotation["id"] % 7 else 2,
+                "bbox": [float(v) for v in np.array([x, y, w, h]) + jitter],
+                "score": float(rng.uniform(0.2, 1.0)),
+            }
+        )
     with tempfile.TemporaryDirectory() as tmp:
         det_file = Path(tmp) / "dets.json"
         det_file.write_text(json.dumps(detections))
         db = instances_of(kc, coco_dir, [96, 128], use_gt_bbox=False, bbox_file=str(det_file), image_thre=0.5)
     reference["detections"] = {
         "input": detections,
-        "kept": [{"image_id": int(r["im_id"]), "file": Path(r["image_file"]).name, "center": r["center"].tolist(),
-                  "scale": r["scale"].tolist(), "score": float(r["score"])} for r in db],
+        "kept": [
+            {
+                "image_id": int(r["im_id"]),
+                "file": Path(r["image_file"]).name,
+                "center": r["center"].tolist(),
+                "scale": r["scale"].tolist(),
+                "score": float(r["score"]),
+            }
+            for r in db
+        ],
     }
 
     reference["augment"] = {}
@@ -181,7 +216,9 @@ def main(ppdet_root: str, coco_dir: str, out_dir: str) -> None:
         evaluator.accumulate()
         kept = json.loads((Path(tmp) / "keypoints_results.json").read_text())
     reference["nms"] = {
-        "preds": short32(preds), "boxes": boxes.tolist(), "image_ids": image_ids,
+        "preds": short32(preds),
+        "boxes": boxes.tolist(),
+        "image_ids": image_ids,
         "kept": [{"image_id": r["image_id"], "keypoints": short32(r["keypoints"]), "score": r["score"]} for r in kept],
         "stats": [float(v) for v in evaluator.eval_results["keypoint"]],
     }
@@ -197,15 +234,21 @@ def lr_reference(ppdet_root: str) -> dict:
     opt = load_ppdet_module(ppdet_root, "optimizer.optimizer")
     schedule = opt.LearningRate(
         base_lr=0.008,
-        schedulers=[opt.PiecewiseDecay(milestones=[38, 41], gamma=0.1), opt.LinearWarmup(start_factor=0.001,
-                                                                                           steps=50)],
+        schedulers=[opt.PiecewiseDecay(milestones=[38, 41], gamma=0.1), opt.LinearWarmup(start_factor=0.001, steps=50)],
     )(step_per_epoch=10)
     values = []
     for _ in range(450):
         values.append(float(schedule.get_lr()))
         schedule.step()
-    return {"base_lr": 0.008, "milestones": [38, 41], "gamma": 0.1, "warmup_steps": 50, "start_factor": 0.001,
-            "steps_per_epoch": 10, "values": values}
+    return {
+        "base_lr": 0.008,
+        "milestones": [38, 41],
+        "gamma": 0.1,
+        "warmup_steps": 50,
+        "start_factor": 0.001,
+        "steps_per_epoch": 10,
+        "values": values,
+    }
 
 
 if __name__ == "__main__":

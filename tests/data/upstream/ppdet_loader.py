@@ -16,8 +16,17 @@ from pathlib import Path
 def load_ppdet_module(ppdet_root: str | Path, dotted: str) -> types.ModuleType:
     """Load ``ppdet.<dotted>`` (e.g. ``modeling.keypoint_utils``) from ``ppdet_root`` (the folder holding ppdet/)."""
     root = Path(ppdet_root) / "ppdet"
-    for package in ("ppdet", "ppdet.core", "ppdet.data", "ppdet.data.transform", "ppdet.modeling", "ppdet.metrics",
-                    "ppdet.utils", "ppdet.data.source", "ppdet.optimizer"):
+    for package in (
+        "ppdet",
+        "ppdet.core",
+        "ppdet.data",
+        "ppdet.data.transform",
+        "ppdet.modeling",
+        "ppdet.metrics",
+        "ppdet.utils",
+        "ppdet.data.source",
+        "ppdet.optimizer",
+    ):
         if package not in sys.modules:
             module = types.ModuleType(package)
             module.__path__ = [str(root.joinpath(*package.split(".")[1:]))]

@@ -32,7 +32,7 @@ BOXES = {  # person boxes (x1, y1, x2, y2) drawn by hand around the people in th
     "demo_2.jpg": [[80, 5, 780, 950]],
 }
 
-RUNNER = r'''
+RUNNER = r"""
 import json, sys
 import cv2, numpy as np, paddle, paddlex
 from paddlex.inference.models.runners.paddle_static.config.pp_option import PaddlePredictorOption
@@ -76,7 +76,7 @@ for model in job["models"]:
                     crops[key] = np.rint(rgb * 255).astype(np.uint8)  # the uint8 RGB crop PaddleX normalized
 np.savez_compressed(job["crops_out"], **{k: v for k, v in crops.items()})
 json.dump(out, open(job["json_out"], "w"))
-'''
+"""
 
 
 def main() -> None:
@@ -94,7 +94,11 @@ def main() -> None:
         real_256 = build_paddlex_folder(Path(tmp) / "real_256x192", shared, "256x192")
         job = {
             "models": [
-                {"key": "random_128x96", "name": "PP-TinyPose_128x96", "dir": str(shared / "fixtures/paddle/paddlex_infer_128x96")},
+                {
+                    "key": "random_128x96",
+                    "name": "PP-TinyPose_128x96",
+                    "dir": str(shared / "fixtures/paddle/paddlex_infer_128x96"),
+                },
                 {"key": "real_128x96", "name": "PP-TinyPose_128x96", "dir": str(real)},
                 {"key": "real_256x192", "name": "PP-TinyPose_256x192", "dir": str(real_256)},
             ],
