@@ -50,8 +50,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from peers import PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model  # noqa: E402 (after sys.path)
 
 import tinypose  # noqa: E402
-from tinypose.export import available_backends, create_backend  # noqa: E402
 from tinypose.models.fuse import fuse_batchnorm  # noqa: E402
+from tinypose.runtimes import available_backends, create_backend, runtime_names  # noqa: E402
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -286,7 +286,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=0.5, help="per candidate per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--backends", nargs="+", default=None, help="tinypose backends (default: all available on the CPU)"
+        "--backends",
+        nargs="+",
+        default=None,
+        choices=runtime_names(),
+        help="tinypose runtimes (default: all available on the CPU)",
     )
     parser.add_argument(
         "--weights",

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tinypose  # noqa: E402 (after sys.path)
-from tinypose.export import BackendUnavailable, create_backend  # noqa: E402
+from tinypose.runtimes import RuntimeUnavailable, create_backend  # noqa: E402
 
 
 def _load(size: str, weights_dir: Path | None) -> tuple[tinypose.TinyPose, str]:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         except Exception as error:  # noqa: BLE001 (one row failing must not cost the whole table)
-            if not isinstance(error, (BackendUnavailable, ImportError)):
+            if not isinstance(error, (RuntimeUnavailable, ImportError)):
                 traceback.print_exc()
             rows.append((size, label, None, f"skipped: {type(error).__name__}: {str(error).splitlines()[0][:140]}"))
         print(f"  done {label} {size} at {time.perf_counter() - start:.0f} s", flush=True)

@@ -1,6 +1,7 @@
 """Shared test settings and fixtures: torch's thread count per test folder (the one place it is set),
 where ../shared lives (skipping with a clear message when it is absent), the real Hydra configs
-(``compose_config``), and the coco_dev dataset used by the data, training and evaluation tests."""
+(``compose_config``), the coco_dev dataset used by the data, training and evaluation tests, and the
+random-weight models PaddleDetection's forward fixtures were made with (export and runtime tests)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 # Spinning OpenMP workers make torch ~5x slower on a loaded 2-core machine; must precede `import torch`.
@@ -17,9 +19,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
+import tinypose
+
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 UPSTREAM_REFERENCE = TESTS / "data" / "upstream" / "reference_coco_dev.json"
+FIXTURE_SIZES = ("128x96", "256x192")
+"""The model sizes of PaddleDetection's forward fixtures."""
 SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared")).resolve()
 
 DEFAULT_THREADS = min(2, torch.get_num_threads())
@@ -103,3 +109,32 @@ def coco_dev_paddlex(coco_dev: Path, tmp_path_factory: pytest.TempPathFactory) -
 def upstream_reference() -> dict:
     """What PaddleDetection's own code produced on coco_dev (tests/data/upstream/make_reference.py)."""
     return json.loads(UPSTREAM_REFERENCE.read_text())
+
+
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory):
+    """One export cache for the session: a backend of the same weights reuses the ONNX file."""
+    return tmp_path_factory.mktemp("export_cache")
+
+
+@pytest.fixture(scope="session")
+def fixture_models(fixtures_dir) -> dict[str, tinypose.TinyPose]:
+    """The random-weight checkpoints PaddleDetection's fixtures were made with, per size."""
+    return {
+        size: tinypose.build_model(size, pretrained=fixtures_dir / f"tinypose_{size}_random.pdparams")
+        for size in FIXTURE_SIZES
+    }
+
+
+@pytest.fixture(scope="session")
+def paddle_batches(fixtures_dir) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Per size, per batch size (1 and 7): (input, PaddleDetection's heatmaps), from the stored inputs
+    (random, random, a real photo and its mirror)."""
+    out: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    for size in FIXTURE_SIZES:
+        reference = np.load(fixtures_dir / f"forward_{size}.npz")
+        inputs = np.concatenate([reference[f"input{i}"] for i in range(3)])
+        heatmaps = np.concatenate([reference[f"input{i}_heatmap"] for i in range(3)])
+        order = [4, 0, 1, 2, 3, 4, 5]  # 7 rows: the photo first, one row repeated
+        out[size] = {1: (inputs[4:5], heatmaps[4:5]), 7: (inputs[order], heatmaps[order])}
+    return out

@@ -15,6 +15,7 @@ Two exporters, chosen explicitly:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,14 +23,27 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._version import __version__
 from ..files import atomic_write
 from ..models.fuse import ConvAct, FoldedShuffleUnit, FusedTinyPose, fuse_model
 from ..models.tinypose import TinyPose
+from .cache import cached_artifact, export_cache_dir, state_dict_sha256
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["DEFAULT_OPSET", "EXPORTERS", "INPUT_NAME", "OUTPUT_NAME", "build_onnx", "check_onnx", "export_onnx"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "EXPORTERS",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "build_onnx",
+    "check_onnx",
+    "export_onnx",
+    "onnx_for",
+]
+
+logger = logging.getLogger("tinypose")
 
 DEFAULT_OPSET = 17
 """Resize with ``align_corners`` needs >= 11, Split with a sizes input >= 13; 17 is read by
@@ -193,8 +207,6 @@ def build_onnx(
 
 
 def _metadata(fused: FusedTinyPose, precision: str) -> dict[str, str]:
-    from .. import __version__
-
     spec = fused.spec
     return {
         "model_name": spec.name,
@@ -261,3 +273,37 @@ def check_onnx(path: str | Path) -> None:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as error:
         raise onnx.checker.ValidationError(f"{path}: invalid ONNX model: {error}") from error
+
+
+def onnx_for(
+    model: TinyPose,
+    runtime: str,
+    runtime_version: str,
+    *,
+    cache_dir: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    precision: str = "fp32",
+) -> Path:
+    """The cached ONNX export of ``model`` for ``runtime`` (exported now when missing or stale)."""
+    import onnx  # optional extra ([onnx]): only runtimes that read ONNX get here
+
+    spec = model.spec
+    fields = {
+        "model_name": spec.name,
+        "weights_sha256": state_dict_sha256(model),
+        "tinypose": __version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "runtime": runtime,
+        "runtime_version": runtime_version,
+        "opset": opset,
+        "precision": precision,
+        "exporter": "graph",
+    }
+    folder = export_cache_dir(cache_dir)
+
+    def build(path: Path) -> None:
+        logger.info("exporting %s to ONNX for %s (%s) in %s", spec.name, runtime, precision, folder)
+        export_onnx(model, path, opset=opset, precision=precision)
+
+    return cached_artifact(folder, f"{spec.name}-{precision}-{runtime}", ".onnx", fields, build)

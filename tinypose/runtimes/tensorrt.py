@@ -1,4 +1,5 @@
-"""TensorRT 10 engines from our ONNX, cached, run on torch CUDA tensors with ``execute_async_v3``.
+"""The ``tensorrt`` runtime and export format: TensorRT 10 engines from our ONNX, cached, run on torch
+CUDA tensors with ``execute_async_v3``.
 
 Precision lives in the ONNX where the TensorRT version allows it: for ``fp16`` the exporter writes
 float16 weights and activations (float32 input/output behind a Cast) and the network is built
@@ -15,19 +16,29 @@ that no longer deserializes (driver or TensorRT change behind our back) is rebui
 from __future__ import annotations
 
 import logging
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import torch
 from torch import Tensor
 
+from ..export.cache import cached_artifact, export_cache_dir
+from ..export.onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_for
 from ..models.tinypose import TinyPose
 from ..weights.loader import sha256_of
-from .backends import Backend, BackendUnavailable, _require_cuda, onnx_for
-from .cache import cached_artifact, export_cache_dir
-from .onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME
+from .base import Runtime, RuntimeUnavailable, require_cuda
 
-__all__ = ["DEFAULT_PROFILE", "TensorRTBackend", "build_engine", "import_tensorrt"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "TensorRTRuntime",
+    "build_engine",
+    "import_tensorrt",
+    "strongly_typed",
+    "write_tensorrt_engine",
+]
 
 logger = logging.getLogger("tinypose")
 DEFAULT_PROFILE = (1, 8, 64)
@@ -36,21 +47,22 @@ DEFAULT_WORKSPACE = 1 << 30
 
 
 def import_tensorrt() -> ModuleType:
-    """``import tensorrt`` or a :class:`BackendUnavailable` that says what to install."""
+    """``import tensorrt`` or a :class:`RuntimeUnavailable` that says what to install."""
     try:
-        import tensorrt as trt
+        import tensorrt as trt  # optional extra ([tensorrt])
     except ImportError as error:
-        raise BackendUnavailable(
+        raise RuntimeUnavailable(
             "the tensorrt backend needs NVIDIA TensorRT 10 for Python (`pip install tensorrt`, or "
             "`pip install tinypose[tensorrt]`) and a CUDA GPU; without it use backend='torch' with "
             "precision='fp16' on the GPU, or 'openvino' / 'onnxruntime' on the CPU"
         ) from error
     if int(trt.__version__.split(".")[0]) < 10:
-        raise BackendUnavailable(f"the tensorrt backend needs TensorRT >= 10, found {trt.__version__}")
+        raise RuntimeUnavailable(f"the tensorrt backend needs TensorRT >= 10, found {trt.__version__}")
     return trt
 
 
-def _strongly_typed(trt: ModuleType) -> bool:
+def strongly_typed(trt: ModuleType) -> bool:
+    """Whether this TensorRT builds strongly typed networks (precision read from the ONNX)."""
     return hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
 
 
@@ -71,7 +83,7 @@ def build_engine(
     trt = import_tensorrt()
     trt_logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(trt_logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if _strongly_typed(trt) else 0
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed(trt) else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, trt_logger)
     if not parser.parse_from_file(str(onnx_path)):
@@ -79,7 +91,7 @@ def build_engine(
         raise RuntimeError(f"{onnx_path}: TensorRT {trt.__version__} could not parse the ONNX: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace))
-    if precision == "fp16" and not _strongly_typed(trt):
+    if precision == "fp16" and not strongly_typed(trt):
         config.set_flag(trt.BuilderFlag.FP16)
     optimization_profile = builder.create_optimization_profile()
     low, opt, high = profile
@@ -97,7 +109,7 @@ def build_engine(
 _TORCH_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "INT32": torch.int32, "BF16": torch.bfloat16}
 
 
-class TensorRTBackend(Backend):
+class TensorRTRuntime(Runtime):
     """A TensorRT engine on one CUDA GPU. Options: ``precision`` (``fp16`` default, ``fp32``),
     ``profile`` (min, opt, max batch), ``workspace`` (bytes), ``opset``, ``cache_dir``."""
 
@@ -116,14 +128,14 @@ class TensorRTBackend(Backend):
     ) -> None:
         super().__init__(model.spec, device)
         trt = import_tensorrt()
-        _require_cuda(device, "tensorrt")
+        require_cuda(device, "tensorrt")
         if precision not in ("fp16", "fp32"):
             raise ValueError(f"precision must be 'fp16' or 'fp32', not {precision!r}")
         low, opt, high = (int(v) for v in profile)
         if not 1 <= low <= opt <= high:
             raise ValueError(f"profile must be (min, opt, max) with 1 <= min <= opt <= max, got {profile}")
         self.max_batch = high
-        onnx_precision = precision if _strongly_typed(trt) else "fp32"
+        onnx_precision = precision if strongly_typed(trt) else "fp32"
         onnx_path = onnx_for(
             model, "tensorrt", trt.__version__, cache_dir=cache_dir, opset=opset, precision=onnx_precision
         )
@@ -134,7 +146,7 @@ class TensorRTBackend(Backend):
             "gpu": properties.name,
             "compute_capability": f"{properties.major}.{properties.minor}",
             "precision": precision,
-            "strongly_typed": _strongly_typed(trt),
+            "strongly_typed": strongly_typed(trt),
             "profile": [low, opt, high],
             "workspace": int(workspace),
         }
@@ -193,3 +205,33 @@ class TensorRTBackend(Backend):
             if not self.context.execute_async_v3(stream.cuda_stream):
                 raise RuntimeError(f"TensorRT execution failed for a batch of {batch.shape[0]}")
         return output
+
+
+def write_tensorrt_engine(
+    model: TinyPose,
+    output: Path,
+    *,
+    precision: str,
+    opset: int,
+    exporter: str,
+    check_batch: Tensor | None,
+    report: Callable[[str], None],
+) -> None:
+    """``export.py --format tensorrt``: a serialized engine with the default profile, built on this
+    machine's GPU (engines are specific to a GPU and a TensorRT version). The ONNX inside is always
+    our graph lowering (``exporter`` and ``check_batch`` are not used)."""
+    del exporter, check_batch
+    trt = import_tensorrt()
+    if not torch.cuda.is_available():
+        raise RuntimeUnavailable("building a TensorRT engine needs a CUDA GPU; torch sees none")
+    start = time.perf_counter()
+    spec = model.spec
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        onnx_precision = precision if strongly_typed(trt) else "fp32"
+        export_onnx(model, onnx_path, opset=opset, precision=onnx_precision)
+        build_engine(onnx_path, output, input_shape=(3, spec.input_height, spec.input_width), precision=precision)
+    report(
+        f"wrote {output} (TensorRT {trt.__version__}, {precision}, batch profile {DEFAULT_PROFILE}) "
+        f"in {time.perf_counter() - start:.1f} s"
+    )

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import tinypose
-from tinypose.export import available_backends
 from tinypose.predict import create_model
+from tinypose.runtimes import available_backends
 
 PHOTOS = ["demo_2.jpg", "demo_5.jpg", "demo_7.jpg"]
 KEYPOINT_TOLERANCE_PX = 0.01

@@ -1,4 +1,4 @@
-"""Runtime backends: same heatmaps as PyTorch and PaddleDetection, export cache keyed on what matters,
+"""Runtimes: same heatmaps as PyTorch and PaddleDetection, export cache keyed on what matters,
 clear errors where a runtime or a GPU is missing."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import tinypose
-from tinypose.export import BackendUnavailable, available_backends, create_backend
-from tinypose.export.backends import onnx_for
+from tinypose.export.onnx import onnx_for
+from tinypose.runtimes import RuntimeUnavailable, available_backends, create_backend
 
 SIZES = ["128x96", "256x192"]
 TORCH_TOLERANCE = 1e-4
@@ -93,13 +93,13 @@ def test_export_cache_reuses_and_rebuilds_on_change(fixture_models, tmp_path) ->
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
 def test_tensorrt_missing_is_a_clear_error(fixture_models) -> None:
-    with pytest.raises(BackendUnavailable, match="pip install tensorrt"):
+    with pytest.raises(RuntimeUnavailable, match="pip install tensorrt"):
         create_backend("tensorrt", fixture_models["128x96"], device="cuda")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")
 def test_cuda_without_gpu_is_a_clear_error(fixture_models) -> None:
-    with pytest.raises(BackendUnavailable, match="no|none"):
+    with pytest.raises(RuntimeUnavailable, match="no|none"):
         create_backend("torch", fixture_models["128x96"], device="cuda")
     assert available_backends("cuda") == []
 
