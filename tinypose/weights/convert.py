@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._version import __version__
 from .errors import WeightsError
 from .loader import RawWeights, check_variant, read_weights, sha256_of, to_torch_state
 from .safetensors_io import save_safetensors
@@ -70,8 +71,6 @@ def check_output(output: Path, force: bool, sources: tuple[Path | None, Path | N
 
 def provenance(tensors_file: Path, program_file: Path | None, source_format: str) -> dict[str, str]:
     """The safetensors header fields that say where converted weights came from (module docstring)."""
-    from .. import __version__
-
     metadata = {
         "source": tensors_file.name,
         "source_sha256": sha256_of(tensors_file),

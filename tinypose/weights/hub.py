@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._version import __version__
 from ..files import atomic_write
 from .errors import WeightsError
 from .loader import sha256_of
@@ -233,8 +234,6 @@ def download_file(
     after ``timeout`` seconds or ``max_bytes`` bytes. Raises :class:`WeightsError`.
     """
     from tqdm.auto import tqdm
-
-    from .. import __version__
 
     destination = Path(destination)
     try:
