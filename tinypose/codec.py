@@ -223,8 +223,8 @@ def encode_gaussian(
     weight[outside] = 0
     target = np.zeros((num_joints, height, width), dtype=np.float32)
     if draw.any():
-        x = np.arange(0, width, 1, np.float32).astype(np.float64)
-        y = np.arange(0, height, 1, np.float32).astype(np.float64)
+        x = np.arange(0, width, 1, dtype=np.float32).astype(np.float64)
+        y = np.arange(0, height, 1, dtype=np.float32).astype(np.float64)
         dx2 = (x[None, None, :] - mu[draw, 0, None, None]) ** 2
         dy2 = (y[None, :, None] - mu[draw, 1, None, None]) ** 2
         target[draw] = np.exp(-(dx2 + dy2) / (2 * sigma**2))

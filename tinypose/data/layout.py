@@ -86,7 +86,7 @@ def resolve_layout(
 
     def pick(split: str, override: str | Path | None) -> Path | None:
         if override not in (None, ""):
-            path = Path(override)  # type: ignore[arg-type]
+            path = Path(override)
             path = path if path.is_absolute() else root / path
             if not path.is_file():
                 raise DatasetError(f"{path}: {split} annotation file does not exist")

@@ -56,7 +56,7 @@ def merge_annotation_files(files: list[Path]) -> tuple[dict[str, Any], list[dict
             if key not in ("images", "annotations", "categories"):
                 header.setdefault(key, value)
         for category in data["categories"]:
-            known = categories.setdefault(category["id"], category)
+            known: dict | None = categories.setdefault(category["id"], category)
             if known != category:
                 raise DatasetError(f"{path}: category id {category['id']} differs from the one in {files[0]}")
         next_image_id = max([*images, *(i["id"] for i in data["images"]), 0]) + 1

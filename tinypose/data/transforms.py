@@ -75,7 +75,8 @@ def _half_body(
     rng: np.random.RandomState,
 ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
     """``halfbody_transform``: a box around the upper or lower visible joints (upstream's ``randn() < 0.5``)."""
-    upper, lower = [], []
+    upper: list[np.ndarray] = []
+    lower: list[np.ndarray] = []
     for joint_id in range(keypoints.shape[0]):
         if visibility[joint_id] > 0:
             (upper if joint_id in config.upper_body_ids else lower).append(keypoints[joint_id])
@@ -159,7 +160,7 @@ def augment(
 
     if np.sum(visibility) > config.num_joints_half_body and rng.rand() < config.half_body_prob:
         c_half, s_half = _half_body(keypoints, visibility, config, aspect_ratio, rng)
-        if c_half is not None:
+        if c_half is not None and s_half is not None:
             c, s = c_half, s_half
     sf, rf = config.scale_factor, config.rot_factor
     s = s * np.clip(rng.randn() * sf + 1, 1 - sf, 1 + sf)

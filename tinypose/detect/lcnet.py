@@ -111,6 +111,12 @@ class DepthwiseSeparable(nn.Module):
 class LCNet(nn.Module):
     """PP-LCNet; ``forward`` returns the stride 8, 16 and 32 features (``feature_maps=[3, 4, 5]``)."""
 
+    blocks2: nn.Sequential  # the stages are set by name in __init__ (PaddleDetection's parameter names)
+    blocks3: nn.Sequential
+    blocks4: nn.Sequential
+    blocks5: nn.Sequential
+    blocks6: nn.Sequential
+
     def __init__(self, scale: float = 0.75, feature_maps: tuple[int, ...] = (3, 4, 5)) -> None:
         super().__init__()
         self.scale = scale

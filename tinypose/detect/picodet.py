@@ -118,6 +118,8 @@ class PicoFeat(nn.Module):
 class Integral(nn.Module):
     """Expected value of a softmax distribution over ``0..reg_max`` (the DFL box-side decoder)."""
 
+    project: Tensor
+
     def __init__(self, reg_max: int = 7) -> None:
         super().__init__()
         self.reg_max = reg_max

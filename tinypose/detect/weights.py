@@ -132,10 +132,10 @@ def state_from_ir_convs(
             f"{source}: the IR has {len(ir_folded)} BatchNorm-folded and {len(ir_biased)} biased convs, "
             f"{model.spec.name} has {len(folded)} and {len(biased)}; not this detector"
         )
-    convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    model_convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     state: dict[str, np.ndarray] = {}
     for (conv_name, norm_name), ir in zip(folded, ir_folded):
-        _check_conv(convs[conv_name], ir, conv_name, source)
+        _check_conv(model_convs[conv_name], ir, conv_name, source)
         channels = ir.weight.shape[0]
         if ir.shift.shape != (channels,):
             raise WeightsError(
@@ -144,7 +144,7 @@ def state_from_ir_convs(
         state[f"{conv_name}.weight"] = ir.weight
         state.update(shift_batchnorm_state(norm_name, ir.shift))
     for conv_name, ir in zip(biased, ir_biased):
-        _check_conv(convs[conv_name], ir, conv_name, source)
+        _check_conv(model_convs[conv_name], ir, conv_name, source)
         state[f"{conv_name}.weight"] = ir.weight
         state[f"{conv_name}.bias"] = ir.shift
     slopes = [name for name in model.state_dict() if name.endswith(".slope")]
@@ -177,7 +177,7 @@ def _pair(text: str, name: str, layer_name: str, source: str) -> tuple[int, int]
         values = ()
     if len(values) != 2:
         raise WeightsError(f"{source}: {layer_name} has {name}={text!r}; expected two integers (2-D conv)")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _execution_key(conv: IRLayer, add: IRLayer, source: str) -> tuple[str, int]:

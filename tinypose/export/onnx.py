@@ -16,8 +16,9 @@ Two exporters, chosen explicitly:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from torch import nn
 
 from .._version import __version__
 from ..files import atomic_write
-from ..models.fuse import ConvAct, FoldedShuffleUnit, FusedTinyPose, fuse_model
+from ..models.fuse import ConvAct, FoldedModule, FoldedShuffleUnit, FusedTinyPose, fuse_model
 from ..models.tinypose import TinyPose
 from .cache import cached_artifact, export_cache_dir, state_dict_sha256
 
@@ -76,19 +77,21 @@ class _Graph:
         self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
-    def node(self, op: str, inputs: list[str], outputs: int = 1, **attributes) -> list[str]:
+    def node(self, op: str, inputs: list[str], outputs: int = 1, **attributes: Any) -> list[str]:
         names = [self.name(op.lower()) for _ in range(outputs)]
         self.nodes.append(self.helper.make_node(op, inputs, names, name=self.name(f"{op}_node"), **attributes))
         return names
 
-    def one(self, op: str, inputs: list[str], **attributes) -> str:
+    def one(self, op: str, inputs: list[str], **attributes: Any) -> str:
         return self.node(op, inputs, **attributes)[0]
 
     def conv(self, layer: ConvAct, x: str) -> str:
         conv = layer.conv
         weight = self.constant(conv.weight.detach().cpu().numpy().astype(self.dtype), "weight")
+        if conv.bias is None or isinstance(conv.padding, str):
+            raise NotImplementedError(f"cannot lower {conv}: folded convs have a bias and numeric padding")
         bias = self.constant(conv.bias.detach().cpu().numpy().astype(self.dtype), "bias")
-        pad_h, pad_w = conv.padding  # type: ignore[misc]
+        pad_h, pad_w = conv.padding
         y = self.one(
             "Conv", [x, weight, bias], kernel_shape=list(conv.kernel_size), strides=list(conv.stride),
             pads=[pad_h, pad_w, pad_h, pad_w], dilations=list(conv.dilation), group=conv.groups,
@@ -129,20 +132,22 @@ class _Graph:
 def _lower(fused: FusedTinyPose, graph: _Graph, x: str) -> str:
     """FusedTinyPose.forward, node for node (keep the two in step)."""
     stem = fused.stem
-    x1, x2 = graph.split(graph.run(stem.conv1, x), [stem.conv1[-1].conv.out_channels // 2] * 2)
+    stem_out = cast(ConvAct, stem.conv1[-1]).conv.out_channels
+    x1, x2 = graph.split(graph.run(stem.conv1, x), [stem_out // 2] * 2)
     branches = [graph.one("Concat", [graph.run(stem.branch1, x1), graph.run(stem.branch2, x2)], axis=1)]
-    for transition, stage in zip(fused.transitions, fused.stages):
+    for transition, stage in zip(cast(Iterable[nn.ModuleList], fused.transitions), fused.stages):
         branches = [graph.run(layer, branches[min(j, len(branches) - 1)]) for j, layer in enumerate(transition)]
-        for module in stage:
+        for module in cast(Iterable[FoldedModule], stage):
+            fuse_layers = cast(Sequence[nn.ModuleList], module.fuse_layers)
             xs = [graph.run(layers, xi) for layers, xi in zip(module.layers, branches)]
             f0 = graph.one("Add", [xs[0], xs[0]])
             for j in range(1, module.num_branches):
-                f0 = graph.one("Add", [f0, graph.run(module.fuse_layers[0][j], xs[j])])
+                f0 = graph.one("Add", [f0, graph.run(fuse_layers[0][j], xs[j])])
             outputs = [graph.one("Relu", [f0])]
             for i in range(1, module.num_branches):
-                y = graph.run(module.fuse_layers[i][0], f0)
+                y = graph.run(fuse_layers[i][0], f0)
                 for j in range(1, module.num_branches):
-                    y = graph.one("Add", [y, xs[j] if j == i else graph.run(module.fuse_layers[i][j], xs[j])])
+                    y = graph.one("Add", [y, xs[j] if j == i else graph.run(fuse_layers[i][j], xs[j])])
                 outputs.append(graph.one("Relu", [y]))
             branches = outputs
     # H and W are static, so the head's upsampling is a constant scale (the ratio of strides).
@@ -262,6 +267,8 @@ def _export_with_torch(model: nn.Module, path: Path, opset: int, precision: str)
         model.eval(), (example,), dynamo=True, opset_version=max(opset, 18), input_names=[INPUT_NAME],
         output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), optimize=True, verbose=False,
     )  # fmt: skip
+    if program is None:  # only the legacy (dynamo=False) exporter returns nothing
+        raise RuntimeError(f"torch.onnx.export returned no program for {spec.name}")
     program.save(str(path), external_data=False)
 
 

@@ -24,14 +24,15 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from .litehrnet import LiteHRNet, LiteHRNetModule, ShuffleUnit, Stem
+from .litehrnet import DepthwiseSeparable, LiteHRNet, LiteHRNetModule, ShuffleUnit, Stem
 from .tinypose import TinyPose
 
 __all__ = ["ConvAct", "FoldedShuffleUnit", "FusedTinyPose", "fuse_batchnorm", "fuse_model"]
@@ -40,11 +41,25 @@ Order = list[int]
 """Storage order of a tensor: ``order[slot]`` is the logical channel stored at ``slot``."""
 
 
+def _pair(size: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's stored size (typed as a tuple of any length) as the pair it is."""
+    first, second = size
+    return first, second
+
+
+def _bias(conv: nn.Conv2d) -> Tensor:
+    """The bias of a folded conv (folding always gives one)."""
+    if conv.bias is None:
+        raise ValueError("expected a folded conv with a bias")
+    return conv.bias
+
+
 def _fold_conv_bn(conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> nn.Conv2d:
     """A new conv with bias computing ``norm(conv(x))`` (eval-mode statistics), folded in float64."""
+    padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
     fused = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-        conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+        conv.in_channels, conv.out_channels, _pair(conv.kernel_size), _pair(conv.stride), padding,
+        _pair(conv.dilation), conv.groups, bias=True, padding_mode=conv.padding_mode,
     )  # fmt: skip
     weight, bias = conv.weight.detach().double(), None if conv.bias is None else conv.bias.detach().double()
     if norm is not None:
@@ -59,7 +74,7 @@ def _fold_conv_bn(conv: nn.Conv2d, norm: nn.BatchNorm2d | None) -> nn.Conv2d:
         bias = torch.zeros(conv.out_channels, dtype=torch.float64)
     with torch.no_grad():
         fused.weight.copy_(weight.to(conv.weight.dtype))
-        fused.bias.copy_(bias.detach().to(conv.weight.dtype))
+        _bias(fused).copy_(bias.detach().to(conv.weight.dtype))
     return fused.to(conv.weight.device)
 
 
@@ -136,7 +151,7 @@ def _permute_(layers: Sequence[nn.Module], in_order: Order | None, out_order: Or
                 if not (conv.groups == conv.in_channels == conv.out_channels):
                     raise ValueError("only depthwise grouped convs can carry a channel order")
                 conv.weight.copy_(conv.weight[index])
-                conv.bias.copy_(conv.bias[index])
+                _bias(conv).copy_(_bias(conv)[index])
             else:
                 conv.weight.copy_(conv.weight[:, index])
                 carried = None
@@ -149,10 +164,10 @@ def _permute_(layers: Sequence[nn.Module], in_order: Order | None, out_order: Or
                 raise ValueError("the output order can only be set by a dense conv")
             index = torch.as_tensor(out_order, device=last.weight.device)
             last.weight.copy_(last.weight[index])
-            last.bias.copy_(last.bias[index])
+            _bias(last).copy_(_bias(last)[index])
         if scale != 1.0:
             last.weight.mul_(scale)
-            last.bias.mul_(scale)
+            _bias(last).mul_(scale)
 
 
 def _time_to_consume(channel: int, channels: int, units_left: int) -> float:
@@ -283,20 +298,21 @@ class FoldedModule(nn.Module):
         layers = []
         for i, branch in enumerate(module.layers):
             units = []
-            for unit in branch:
+            for unit in cast(Iterable[ShuffleUnit], branch):
                 units_left[i] -= 1
                 folded, orders[i] = _fold_unit(unit, orders[i], units_left[i])
                 units.append(folded)
             layers.append(nn.Sequential(*units))
         self.layers = nn.ModuleList(layers)
         fuse_layers = []
+        source_fuse_layers = cast(Sequence[nn.ModuleList], module.fuse_layers)
         for i in range(self.num_branches):
-            row = []
+            row: list[nn.Module] = []
             for j in range(self.num_branches):
                 if j == i:
                     row.append(nn.Identity())
                     continue
-                path = _convs_of(module.fuse_layers[i][j])
+                path = _convs_of(source_fuse_layers[i][j])
                 # fi = 2 * Fi0(f0) + ...: the factor 2 goes into Fi0's last conv.
                 _permute_(path, orders[j], orders[i], scale=2.0 if (i > 0 and j == 0) else 1.0)
                 row.append(nn.Sequential(*path))
@@ -304,15 +320,16 @@ class FoldedModule(nn.Module):
         self.fuse_layers = nn.ModuleList(fuse_layers)
 
     def forward(self, x: list[Tensor]) -> list[Tensor]:
+        fuse_layers = cast(Sequence[nn.ModuleList], self.fuse_layers)  # as LiteHRNetModule's
         x = [branch(xi) for branch, xi in zip(self.layers, x)]
         f0 = x[0] + x[0]
         for j in range(1, self.num_branches):
-            f0 = f0 + self.fuse_layers[0][j](x[j])
+            f0 = f0 + fuse_layers[0][j](x[j])
         outputs = [F.relu(f0)]
         for i in range(1, self.num_branches):
-            y = self.fuse_layers[i][0](f0)
+            y = fuse_layers[i][0](f0)
             for j in range(1, self.num_branches):
-                y = y + (x[j] if j == i else self.fuse_layers[i][j](x[j]))
+                y = y + (x[j] if j == i else fuse_layers[i][j](x[j]))
             outputs.append(F.relu(y, inplace=True))
         return outputs
 
@@ -343,7 +360,8 @@ class FusedTinyPose(nn.Module):
         transitions, stage_modules = [], []
         for stage in range(stages):
             old: nn.ModuleList = getattr(backbone, f"transition{stage}")
-            new_orders, layers = [], []
+            new_orders: list[Order] = []
+            layers: list[nn.Module] = []
             for i, layer in enumerate(old):
                 if isinstance(layer, nn.Identity):
                     new_orders.append(orders[i])
@@ -368,7 +386,7 @@ class FusedTinyPose(nn.Module):
         self.stages = nn.ModuleList(stage_modules)
         projects = []
         reversed_orders = orders[::-1]
-        for k, project in enumerate(backbone.head_layer.projects):
+        for k, project in enumerate(cast(Iterable[DepthwiseSeparable], backbone.head_layer.projects)):
             path = _convs_of(project.depthwise_conv) + _convs_of(project.pointwise_conv)
             next_order = reversed_orders[k + 1] if k + 1 < len(reversed_orders) else None
             _permute_(path, reversed_orders[k], next_order)
@@ -378,7 +396,7 @@ class FusedTinyPose(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         branches = [self.stem(x)]
-        for transition, stage in zip(self.transitions, self.stages):
+        for transition, stage in zip(cast(Iterable[nn.ModuleList], self.transitions), self.stages):
             branches = [layer(branches[min(j, len(branches) - 1)]) for j, layer in enumerate(transition)]
             branches = stage(branches)
         last: Tensor | None = None

@@ -13,7 +13,9 @@ branch is built from the *last* branch of the previous stage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -149,16 +151,17 @@ class LiteHRNetModule(nn.Module):
         return nn.Sequential(*steps)
 
     def forward(self, x: list[Tensor]) -> list[Tensor]:
+        fuse_layers = cast(Sequence[nn.ModuleList], self.fuse_layers)  # rows of layers: [i][j] maps branch j to i
         x = [branch(xi) for branch, xi in zip(self.layers, x)]
         f0 = x[0] + x[0]
         for j in range(1, self.num_branches):
-            f0 = f0 + self.fuse_layers[0][j](x[j])
+            f0 = f0 + fuse_layers[0][j](x[j])
         outputs = [self.relu(f0)]
         for i in range(1, self.num_branches):
-            y = self.fuse_layers[i][0](f0)
+            y = fuse_layers[i][0](f0)
             y = y + y
             for j in range(1, self.num_branches):
-                y = y + (x[j] if j == i else self.fuse_layers[i][j](x[j]))
+                y = y + (x[j] if j == i else fuse_layers[i][j](x[j]))
             outputs.append(self.relu(y))
         return outputs
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -199,7 +200,7 @@ class KeypointPipeline:
     def _run(
         self, items: list[InputItem], threshold: float | None, trackers: dict[int, PoseTracker]
     ) -> Iterator[PipelineResult]:
-        images = [item.image for item in items]
+        images = [item.decoded() for item in items]
         detections = self.detect(images, threshold, [item.name for item in items])
         if self.clip:
             detections = [clip_boxes(d, img.shape[1], img.shape[0]) for d, img in zip(detections, images)]
@@ -248,7 +249,7 @@ def _detector_from(
     if isinstance(detector, PersonDetector) or (callable(detector) and not isinstance(detector, (str, int))):
         return detector
     get_detector_spec(detector)  # a clear error for unknown names before any weights are read
-    weights = True if detector_weights is None else detector_weights
+    weights = True if detector_weights is None else Path(detector_weights)
     return create_detector(detector, weights, device=device, threshold=None, batch_size=max(batch_size, 1))
 
 

@@ -59,7 +59,7 @@ class OneEuroFilter:
         """Filter ``value`` observed at ``timestamp`` seconds; ``scale`` divides speeds (e.g. the
         person's height in the units of ``value``). Returns the smoothed value (float64)."""
         value = np.asarray(value, dtype=np.float64)
-        if self._value is None or self._time is None or timestamp <= self._time:
+        if self._value is None or self._speed is None or self._time is None or timestamp <= self._time:
             self._value, self._speed, self._time = value.copy(), np.zeros_like(value), timestamp
             return value.copy()
         dt = timestamp - self._time

@@ -148,8 +148,8 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     except InputError as error:
         raise SystemExit(f"error: {error}") from None
     written.extend(videos.written)
-    for error in runner.errors:
-        print(f"skipped {error}", file=sys.stderr)
+    for skipped in runner.errors:
+        print(f"skipped {skipped}", file=sys.stderr)
     print(f"{images} image(s), {people} person(s) -> {output}{os.sep}")
     if images <= 3:
         for path in written:

@@ -79,5 +79,5 @@ def draw_keypoints(
         for index in np.flatnonzero(visible):
             center = point(keypoints[index, :2])
             cv2.circle(canvas, center, (radius + 1) * scale, (40, 40, 40), -1, cv2.LINE_AA, shift)
-            cv2.circle(canvas, center, radius * scale, _side_color(index, keypoint_names), -1, cv2.LINE_AA, shift)
+            cv2.circle(canvas, center, radius * scale, _side_color(int(index), keypoint_names), -1, cv2.LINE_AA, shift)
     return canvas

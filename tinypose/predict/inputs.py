@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,12 @@ class InputItem:
         if self.input_path is None:
             return "<numpy image>"
         return self.input_path if self.frame_index is None else f"{self.input_path} frame {self.frame_index}"
+
+    def decoded(self) -> np.ndarray:
+        """The image; raises this input's read error if it has none (``iter_batches`` yields only read ones)."""
+        if self.image is None:
+            raise self.error or InputError(self.name, "was not read")
+        return self.image
 
 
 def is_url(text: str) -> bool:
@@ -259,7 +265,7 @@ def read_url(
 
 def list_image_files(folder: str | Path) -> list[str]:
     """Image files under ``folder`` (recursively, as PaddleX), sorted by path."""
-    files = []
+    files: list[str] = []
     for root, _, names in os.walk(folder):
         files.extend(os.path.join(root, n) for n in names if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
     return sorted(files)
@@ -377,8 +383,8 @@ def iter_batches(
     batch_size: int,
     on_error: str = "skip",
     errors: list[InputError] | None = None,
-    on_video_done: Callable[[VideoSource], None] | None = None,
-) -> Iterator[list[tuple[int, InputItem]]]:
+    on_video_done: Callable[[VideoSource], object] | None = None,
+) -> Generator[list[tuple[int, InputItem]], None, None]:
     """The readable items of ``items`` in lists of ``batch_size`` ``(position, item)`` pairs.
 
     ``position`` counts every input, readable or not (it indexes per-image arguments such as boxes).

@@ -28,7 +28,7 @@ from ..crop import (
 )
 from ..device import resolve_device
 from ..export import create_backend
-from ..models.tinypose import ModelSpec, build_model, forward_with_flip, get_spec
+from ..models.tinypose import ModelSpec, TinyPose, build_model, forward_with_flip, get_spec
 from .draw import DEFAULT_DRAW_THRESHOLD
 from .inputs import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -86,7 +86,7 @@ class KeypointPredictor:
         on_error: str = "skip",
         url_timeout: float = DEFAULT_URL_TIMEOUT_S,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-        model: torch.nn.Module | None = None,
+        model: TinyPose | None = None,
         backend_options: dict[str, Any] | None = None,
         prefetch: int = 2,
     ) -> None:
@@ -104,7 +104,7 @@ class KeypointPredictor:
         self.device = resolve_device(device)
         self.codec = HeatmapCodec.from_spec(self.spec)
         if model is None:
-            model = build_model(self.spec.name, pretrained=True if model_dir is None else model_dir)
+            model = build_model(self.spec.name, pretrained=True if model_dir is None else Path(model_dir))
         self.model = model.eval()
         self.backend_name = backend
         self.backend: Backend = create_backend(backend, self.model, device=self.device, **(backend_options or {}))
@@ -182,13 +182,14 @@ class KeypointPredictor:
     def _run(self, pending: list[tuple[InputItem, np.ndarray | None]]) -> Iterator[KeypointResult]:
         crops, centers, scales, owner = [], [], [], []
         for slot, (item, boxes) in enumerate(pending):
-            height, width = item.image.shape[:2]
+            image = item.decoded()
+            height, width = image.shape[:2]
             if boxes is None:
                 regions = [whole_image_center_scale(width, height)]
             else:
                 regions = [box_xyxy_to_center_scale(box[:4], self.spec.aspect_ratio) for box in boxes]
             for center, scale in regions:
-                crops.append(self._crop(item.image, center, scale))
+                crops.append(self._crop(image, center, scale))
                 centers.append(center)
                 scales.append(scale)
                 owner.append(slot)

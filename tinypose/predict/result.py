@@ -14,6 +14,7 @@ overwritten. Saving the same input again overwrites its own files.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import random
@@ -129,7 +130,7 @@ class KeypointResult(dict):
             print(self.str)
 
     # ----- file names ----------------------------------------------------------------------------
-    def _owner(self) -> str:
+    def _owner(self) -> builtins.str:
         path = self.get("input_path")
         if path is None:
             return f"<array {self._token}>"
@@ -137,13 +138,13 @@ class KeypointResult(dict):
         frame = self.get("frame_index")
         return f"{owner}#{frame}" if frame is not None else owner
 
-    def _disk_owner(self) -> str | None:
+    def _disk_owner(self) -> builtins.str | None:
         path, frame = self.get("input_path"), self.get("frame_index")
         if path is None:
             return None
         return f"{path}#{frame}" if frame is not None else str(path)
 
-    def _base_stem(self) -> str:
+    def _base_stem(self) -> builtins.str:
         path = self.get("input_path")
         if path is None:
             if self._anonymous_stem is None:  # PaddleX names results of arrays by time and a random number
@@ -154,12 +155,12 @@ class KeypointResult(dict):
         frame = self.get("frame_index")
         return f"{stem}_{frame:06d}" if frame is not None else stem
 
-    def _input_suffix(self) -> str:
+    def _input_suffix(self) -> builtins.str:
         path = self.get("input_path") or ""
         suffix = Path(urllib.parse.urlparse(path).path if is_url(path) else path).suffix.lower()
         return suffix if suffix in _PICTURE_SUFFIXES and self.get("frame_index") is None else ".png"
 
-    def _claim_stem(self, folder: Path) -> str:
+    def _claim_stem(self, folder: Path) -> builtins.str:
         """A file stem in ``folder`` that belongs to this input only (see the module docstring)."""
         folder_key = str(folder.resolve())
         base, owner, disk_owner = self._base_stem(), self._owner(), self._disk_owner()
@@ -179,7 +180,7 @@ class KeypointResult(dict):
                 number += 1
 
     # ----- saving ---------------------------------------------------------------------------------
-    def save_to_json(self, save_path: str | os.PathLike, indent: int = 4, ensure_ascii: bool = False) -> Path:
+    def save_to_json(self, save_path: builtins.str | os.PathLike, indent: int = 4, ensure_ascii: bool = False) -> Path:
         """Write the JSON (``json["res"]``) to ``save_path``: a ``.json`` file, or a folder (``<stem>_res.json``)."""
         target = Path(save_path)
         if target.suffix.lower() != ".json":
@@ -190,7 +191,7 @@ class KeypointResult(dict):
         target.write_text(json.dumps(self._public(), indent=indent, ensure_ascii=ensure_ascii), encoding="utf-8")
         return target
 
-    def save_to_img(self, save_path: str | os.PathLike) -> Path:
+    def save_to_img(self, save_path: builtins.str | os.PathLike) -> Path:
         """Write the picture to ``save_path``: an image file, or a folder (``<stem>_res.<input suffix>``)."""
         target = Path(save_path)
         if target.suffix.lower() not in IMAGE_SUFFIXES:
@@ -204,7 +205,7 @@ class KeypointResult(dict):
         target.write_bytes(encoded.tobytes())
         return target
 
-    def save_to_video(self, save_path: str | os.PathLike) -> Path:
+    def save_to_video(self, save_path: builtins.str | os.PathLike) -> Path:
         """Append this video frame's picture to an annotated video: a video file path, or a folder
         (``<video stem>_res.mp4``). The file is finished with the video's last frame, or when
         ``predict`` has gone past the video."""
@@ -218,7 +219,7 @@ class KeypointResult(dict):
         writer = self.video.writers.get(key)
         frame = self.draw()
         if writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if target.suffix.lower() == ".avi" else "mp4v"))
+            fourcc = cv2.VideoWriter.fourcc(*("MJPG" if target.suffix.lower() == ".avi" else "mp4v"))
             writer = cv2.VideoWriter(str(target), fourcc, self.video.fps, (frame.shape[1], frame.shape[0]))
             if not writer.isOpened():
                 raise OSError(f"{target}: OpenCV cannot write this video (try a .mp4 or .avi path)")
@@ -229,11 +230,11 @@ class KeypointResult(dict):
         self.video.finish_complete()  # the last frame of a video read to its end: finish the file now
         return target
 
-    def save_all(self, save_path: str | os.PathLike) -> None:
+    def save_all(self, save_path: builtins.str | os.PathLike) -> None:
         """Save the JSON and the picture into the folder ``save_path``."""
         self.save_to_json(save_path)
         self.save_to_img(save_path)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> builtins.str:
         people = len(self.get("kpts", []))
         return f"KeypointResult(input_path={self.get('input_path')!r}, people={people})"

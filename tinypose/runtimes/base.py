@@ -43,7 +43,8 @@ class RuntimeUnavailable(RuntimeError):
 def runtime_device(device: str | torch.device | None) -> torch.device:
     """CPU by default; ``cuda`` pinned to the current GPU's index so that cache keys name one GPU."""
     device = resolve_device(device, prefer_cuda=False)
-    if device.type == "cuda" and device.index is None:
+    index: int | None = device.index  # torch's stub says int; "cuda" has None
+    if device.type == "cuda" and index is None:
         device = torch.device("cuda", torch.cuda.current_device() if torch.cuda.is_available() else 0)
     return device
 

@@ -4,6 +4,7 @@ precision, CUDA graphs and ``torch.compile``."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -66,7 +67,7 @@ class TorchRuntime(Runtime):
         network = network.to(device=device, dtype=self.dtype).eval()
         if self.channels_last:
             network = network.to(memory_format=torch.channels_last)
-        self.network: nn.Module = torch.compile(network, dynamic=True) if compile else network
+        self.network: Callable[[Tensor], Tensor] = torch.compile(network, dynamic=True) if compile else network
         self.cuda_graphs = cuda_graphs
         if cuda_graphs:
             self.max_batch = self.MAX_GRAPH_BATCH

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ def _scalar(metrics: dict[str, Any], name: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def plot_training_curves(steps: list[dict[str, float]], epochs: list[dict[str, float]], path: str | Path) -> Path:
-    """Loss per step (and per epoch), learning rate and validation AP per epoch, in one PNG."""
+def plot_training_curves(
+    steps: Sequence[Mapping[str, float | None]], epochs: Sequence[Mapping[str, float | None]], path: str | Path
+) -> Path:
+    """Loss per step (and per epoch), learning rate and validation AP per epoch, in one PNG (None: not logged)."""
     plt = pyplot()
     fig, (loss_axis, ap_axis) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
     if steps:
@@ -62,14 +65,15 @@ class TrainingCurves(Callback):
 
     def __init__(self, path: str = "training_curves.png") -> None:
         self.path = path
-        self.steps: list[dict[str, float]] = []
-        self.epochs: list[dict[str, float]] = []
+        self.steps: list[dict[str, float | None]] = []
+        self.epochs: list[dict[str, float | None]] = []
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step
-        if step % max(1, trainer.log_every_n_steps) != 0 or outputs is None:
+        every = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning's logger connector
+        if step % max(1, every) != 0 or outputs is None:
             return
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None

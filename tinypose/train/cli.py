@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -56,7 +56,7 @@ def run_check_dataset(cfg: DictConfig) -> dict[str, Any]:
         sample_num=int(options.sample_num),
         keypoint_names=spec.keypoint_names,
         skeleton=spec.skeleton,
-        split=OmegaConf.to_container(options.split, resolve=True),
+        split=cast("dict[str, Any] | None", OmegaConf.to_container(options.split, resolve=True)),
         train_annotations=cfg.data.get("train_annotations"),
         val_annotations=cfg.data.get("val_annotations"),
     )
@@ -122,12 +122,10 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     options = cfg.evaluate
     device = resolve_device(options.device or None)  # also takes PaddleX's gpu:N
     model = build_model(cfg.model.name, pretrained=weights)
-    files = {}
+    annotation_file = images_dir = None
     if cfg.data.get("val_annotations"):  # an explicit annotation file instead of the layout's val split
-        files = {
-            "annotation_file": _dataset_path(cfg.dataset_dir, cfg.data.val_annotations),
-            "images_dir": _dataset_path(cfg.dataset_dir, cfg.data.get("images_dir") or "images"),
-        }
+        annotation_file = _dataset_path(cfg.dataset_dir, cfg.data.val_annotations)
+        images_dir = _dataset_path(cfg.dataset_dir, cfg.data.get("images_dir") or "images")
     boxes = options.boxes
     if boxes is not None and _detector_name(str(boxes)):
         from ..detect import create_detector
@@ -137,7 +135,8 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
     stats = evaluate(
         model,
         cfg.dataset_dir,
-        **files,
+        annotation_file=annotation_file,
+        images_dir=images_dir,
         boxes=boxes,
         image_thre=float(options.image_thre),
         flip=bool(options.flip),

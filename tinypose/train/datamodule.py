@@ -130,7 +130,8 @@ class CocoKeypointDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None:
             return 0
-        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        # Lightning annotates .current as the base tracker; the batch progress's has .processed
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed  # type: ignore[attr-defined]
 
     def train_dataloader(self) -> DataLoader:
         dataset = TopDownTrainDataset(self.train_instances, self.spec, self.augment_config)

@@ -15,7 +15,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from ..data.dataset import TopDownEvalDataset
 from ..data.layout import DatasetError, resolve_layout
 from ..data.transforms import read_image
 from ..models.tinypose import COCO_SIGMAS, ModelSpec, forward_with_flip, get_spec
+
+if TYPE_CHECKING:
+    from pycocotools.coco import COCO
 
 __all__ = [
     "STAT_NAMES",
@@ -145,11 +148,11 @@ def rescore_and_nms(
     return results
 
 
-def _coco_from(data: Mapping[str, Any]):
+def _coco_from(data: Mapping[str, Any]) -> COCO:
     from pycocotools.coco import COCO
 
     coco = COCO()
-    coco.dataset = dict(data)
+    coco.dataset = dict(data)  # type: ignore[assignment]  # COCO-format data; the stub's TypedDict lists fixed keys
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
@@ -268,6 +271,7 @@ def person_instances(
     COCO detection results, or a detector callable (boxes under ``image_thre`` dropped)."""
     if boxes is None:
         return gt_instances(gt_data, images_dir, spec.input_size, spec.num_joints)
+    detections: Sequence[Mapping[str, Any]]
     if isinstance(boxes, (str, Path)):
         detections, source = load_detections(boxes), str(boxes)
     elif callable(boxes):
@@ -378,6 +382,8 @@ def evaluate(
     Returns the ten stats by name (``AP``, ``AP50``, ... ``ARl``).
     """
     if annotation_file is None:
+        if dataset_dir is None:
+            raise DatasetError("evaluate needs dataset_dir, or annotation_file together with images_dir")
         layout = resolve_layout(dataset_dir, require=("val",))
         annotation_file, images_dir = layout.annotations("val"), layout.images_dir
     elif images_dir is None:

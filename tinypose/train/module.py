@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.data import AttributeDict
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 
 from ..codec import HeatmapCodec
@@ -77,6 +79,8 @@ def batchnorm_is_folded(model: nn.Module) -> bool:
     if not norms:
         return False
     for norm in norms:
+        if norm.running_mean is None or norm.running_var is None:  # no statistics at all
+            return False
         folded_var = torch.full_like(norm.running_var, 1.0 - norm.eps)  # what the loader writes, bit for bit
         if not (torch.all(norm.running_mean == 0) and torch.equal(norm.running_var, folded_var)):
             return False
@@ -157,21 +161,23 @@ class TinyPoseLitModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         heatmaps = self(batch["image"])
-        loss = keypoint_mse_loss(heatmaps, batch["target"], batch["target_weight"]) * self.hparams.loss_scale
+        loss = keypoint_mse_loss(heatmaps, batch["target"], batch["target_weight"]) * self.hparams["loss_scale"]
         size = batch["image"].shape[0]
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False, batch_size=size)
+        optimizer = self.optimizers()
+        lr = (optimizer[0] if isinstance(optimizer, list) else optimizer).param_groups[0]["lr"]
+        self.log("train/lr", lr, on_step=True, on_epoch=False, batch_size=size)
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        datamodule = self.trainer.datamodule
-        self.evaluator = KeypointEvaluator(datamodule.val_data, self.hparams.in_vis_thre, self.hparams.oks_thre)
+        datamodule = self.trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning at fit time
+        self.evaluator = KeypointEvaluator(datamodule.val_data, self.hparams["in_vis_thre"], self.hparams["oks_thre"])
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         images = normalize_batch(batch["image"], self.spec.mean, self.spec.std)
         with torch.autocast(self.device.type, enabled=False):  # float32, as the evaluation, also under AMP
-            heatmaps, flipped = forward_with_flip(self.model, images, self.hparams.flip_test)
-        instances = self.trainer.datamodule.val_instances
+            heatmaps, flipped = forward_with_flip(self.model, images, self.hparams["flip_test"])
+        instances = self.trainer.datamodule.val_instances  # type: ignore[attr-defined]  # as above
         indices = batch["index"].cpu().numpy()
         keypoints = decode_batch(self.codec, heatmaps, flipped, [instances[i] for i in indices])
         assert self.evaluator is not None
@@ -205,8 +211,8 @@ class TinyPoseLitModule(L.LightningModule):
         batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
         return max(1, math.ceil(batches / trainer.accumulate_grad_batches))
 
-    def configure_optimizers(self) -> dict:
-        hp = self.hparams
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        hp = AttributeDict(self.hparams)
         optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         steps = self._steps_per_epoch()
         gamma = hp.gamma

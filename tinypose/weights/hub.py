@@ -29,7 +29,7 @@ import urllib.request
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .._version import __version__
 from ..files import atomic_write
@@ -37,13 +37,15 @@ from .errors import WeightsError
 from .loader import sha256_of
 
 if TYPE_CHECKING:
-    from ..models.tinypose import ModelSpec, WeightSource
+    from ..models.tinypose import WeightSource
+
 
 __all__ = [
     "ENV_HOME",
     "ENV_OFFLINE",
     "ENV_WEIGHTS",
     "ENV_WEIGHTS_DIR",
+    "WeightsSpec",
     "cache_dir",
     "download_file",
     "local_candidates",
@@ -57,6 +59,18 @@ ENV_OFFLINE = "TINYPOSE_OFFLINE"
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 """No released PP-TinyPose file is above 6 MB; anything past this is not what we asked for."""
+
+
+class WeightsSpec(Protocol):
+    """What weight resolution reads from a model's spec (pose ``ModelSpec`` and detector ``DetectorSpec``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def weights(self) -> tuple[WeightSource, ...]: ...
+
+
 DOWNLOAD_TIMEOUT_S = 300.0
 """Whole-file deadline of one download."""
 SOCKET_TIMEOUT_S = 30.0
@@ -73,7 +87,7 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "tinypose"
 
 
-def local_candidates(spec: ModelSpec) -> list[tuple[str, WeightSource | None]]:
+def local_candidates(spec: WeightsSpec) -> list[tuple[str, WeightSource | None]]:
     """Relative paths looked for in ``$TINYPOSE_WEIGHTS_DIR``, best first, each with the registered
     source it is a copy of (for the sha256 check) or ``None``.
 
@@ -103,7 +117,7 @@ def local_candidates(spec: ModelSpec) -> list[tuple[str, WeightSource | None]]:
     return candidates
 
 
-def _find_local(spec: ModelSpec, folder: Path) -> Path | None:
+def _find_local(spec: WeightsSpec, folder: Path) -> Path | None:
     from .loader import detect_format
 
     for relative, source in local_candidates(spec):
@@ -124,7 +138,7 @@ def _find_local(spec: ModelSpec, folder: Path) -> Path | None:
     return None
 
 
-def _warn_if_modified(path: Path, source: WeightSource, spec: ModelSpec) -> None:
+def _warn_if_modified(path: Path, source: WeightSource, spec: WeightsSpec) -> None:
     expected = {Path(source.filename).name: source.sha256}
     expected.update({Path(name).name: sha for _, sha, name in source.companions})
     for name, sha in expected.items():
@@ -137,7 +151,7 @@ def _warn_if_modified(path: Path, source: WeightSource, spec: ModelSpec) -> None
 
 
 def resolve_pretrained(
-    spec: ModelSpec,
+    spec: WeightsSpec,
     *,
     download: bool | None = None,
     progress: bool = True,
@@ -309,7 +323,7 @@ def _md5_header(value: str) -> str | None:
 
 
 def _not_found_message(
-    spec: ModelSpec, cache: Path, searched: Sequence[str], errors: Sequence[str], download: bool
+    spec: WeightsSpec, cache: Path, searched: Sequence[str], errors: Sequence[str], download: bool
 ) -> str:
     lines = [f"no weights found for {spec.name}."]
     lines.append("Looked at: " + "; ".join(searched) + ".")

@@ -225,7 +225,7 @@ def _unfold_batchnorm(model: torch.nn.Module, shifts: dict[str, np.ndarray], sou
         if key not in shifts:
             raise WeightsError(f"{source}: no BatchNorm shift found for {key}")
         shift = np.asarray(shifts[key], dtype=np.float32).reshape(-1)
-        channels = modules[norm].num_features  # type: ignore[union-attr]
+        channels = modules[norm].num_features
         if shift.shape != (channels,):
             raise WeightsError(f"{source}: shift for {key} has {shift.size} values, expected {channels}")
         out.update(shift_batchnorm_state(norm, shift))

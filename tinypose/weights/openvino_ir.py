@@ -271,9 +271,12 @@ def read_ir_graph(xml_path: str | Path, bin_path: str | Path | None = None) -> I
                     raise WeightsError(f"{bin_path}: cannot read the IR weights: {error}") from None
             layer.value = _decode_const(layer, blob, bin_path)
         layers[layer.id] = layer
+    edges_element = root.find("edges")
     edges = [
-        IREdge(int(e.get("from-layer")), int(e.get("from-port")), int(e.get("to-layer")), int(e.get("to-port")))
-        for e in (root.find("edges") if root.find("edges") is not None else [])
+        IREdge(
+            int(e.attrib["from-layer"]), int(e.attrib["from-port"]), int(e.attrib["to-layer"]), int(e.attrib["to-port"])
+        )
+        for e in ([] if edges_element is None else edges_element)
     ]
     meta = _flat(root.find("meta_data"))
     meta.update(_flat(root.find("rt_info")))

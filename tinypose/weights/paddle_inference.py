@@ -112,6 +112,7 @@ def _fields(buf: bytes) -> dict[int, list[Any]]:
     """Decode one protobuf message into ``{field_number: [raw values]}`` (ints or bytes)."""
     out: dict[int, list[Any]] = {}
     pos, end = 0, len(buf)
+    value: int | bytes
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
@@ -353,12 +354,12 @@ def find_inference_files(path: str | Path) -> tuple[Path, Path]:
             if path.with_suffix(suffix).is_file():
                 return path.with_suffix(suffix), path
         raise WeightsError(f"{path}: no {path.stem}.json or {path.stem}.pdmodel program next to it")
-    params = path.with_suffix(".pdiparams")
+    params_file = path.with_suffix(".pdiparams")
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
-    if not params.is_file():
-        raise WeightsError(f"{path}: the parameters file {params.name} is missing next to the program")
-    return path, params
+    if not params_file.is_file():
+        raise WeightsError(f"{path}: the parameters file {params_file.name} is missing next to the program")
+    return path, params_file
 
 
 def _read_config(folder: Path) -> tuple[Path | None, dict[str, Any]]:
