@@ -7,12 +7,16 @@ written on machines without a display.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["pyplot", "save_figure"]
 
 
-def pyplot() -> Any:
+def pyplot() -> ModuleType:
     """``matplotlib.pyplot`` on the file-only ``Agg`` backend (imported on first use: matplotlib is slow to import)."""
     import matplotlib
 
@@ -22,7 +26,7 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     """Lay out ``fig``, write it to ``path`` (creating its folder) and close it; returns the path."""
     fig.tight_layout()
     path = Path(path)

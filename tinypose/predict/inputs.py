@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -449,9 +449,10 @@ def count_inputs(inputs: Any) -> int | None:
 
 
 _DONE = object()
+T = TypeVar("T")
 
 
-def prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """Iterate ``items`` in a background thread, up to ``depth`` ahead, in order.
 
     Image decoding (OpenCV releases the GIL) then overlaps with the model's forward. Exceptions
