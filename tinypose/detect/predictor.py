@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..predict.inputs import read_image_file
+from ..images import read_image_file
 from .nms import multiclass_nms
 from .picodet import DetectorSpec, NMSConfig, PicoDet, build_detector, get_detector_spec
 
