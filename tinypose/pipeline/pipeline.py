@@ -22,6 +22,7 @@ the person's ``track_id``. Pictures and annotated videos show boxes, ids and (sm
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -274,15 +275,14 @@ class KeypointPipeline:
 
 def _detector_from(
     detector: str | int | PersonDetector | Detector,
-    detector_weights: str | os.PathLike | None,
+    detector_model_dir: str | os.PathLike | None,
     device: str | torch.device | None,
     batch_size: int,
 ) -> PersonDetector | Detector:
     if isinstance(detector, PersonDetector) or (callable(detector) and not isinstance(detector, (str, int))):
         return detector
     get_detector_spec(detector)  # a clear error for unknown names before any weights are read
-    weights = True if detector_weights is None else detector_weights
-    return create_detector(detector, weights, device=device, threshold=None, batch_size=max(batch_size, 1))
+    return create_detector(detector, detector_model_dir, device=device, threshold=None, batch_size=max(batch_size, 1))
 
 
 def create_pipeline(
@@ -293,7 +293,7 @@ def create_pipeline(
     pose_model_dir: str | os.PathLike | None = None,
     flip: bool = False,
     detector: str | int | PersonDetector | Detector = "picodet_s_320_lcnet_pedestrian",
-    detector_weights: str | os.PathLike | None = None,
+    detector_model_dir: str | os.PathLike | None = None,
     det_threshold: float | None = 0.5,
     device: str | torch.device | None = None,
     backend: str = "torch",
@@ -307,6 +307,7 @@ def create_pipeline(
     url_timeout: float = DEFAULT_URL_TIMEOUT_S,
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     pose: KeypointPredictor | None = None,
+    detector_weights: str | os.PathLike | None = None,
 ) -> KeypointPipeline:
     """PaddleX-style entry point: ``create_pipeline("human_keypoint_detection")``.
 
@@ -317,7 +318,17 @@ def create_pipeline(
     callable ``image_bgr -> boxes``. ``smoothing``: ``True`` (One-Euro defaults, overridable by
     ``min_cutoff``/``beta``), ``False``, or a :class:`OneEuroConfig`; it only acts on video.
     ``pose``: an existing predictor to reuse (then ``pose_model``, ``flip``, ``backend`` are ignored).
+    Weights come from ``pose_model_dir`` and ``detector_model_dir`` (PaddleX's ``model_dir`` of each
+    sub-module; ``None``: the default release); ``detector_weights`` is the old name of
+    ``detector_model_dir`` (still accepted, with a warning).
     """
+    if detector_weights is not None:
+        if detector_model_dir is not None:
+            raise TypeError("create_pipeline: give detector_model_dir only (detector_weights is its old name)")
+        warnings.warn(
+            "create_pipeline(detector_weights=...) is now detector_model_dir=...", DeprecationWarning, stacklevel=2
+        )
+        detector_model_dir = detector_weights
     if pipeline not in PIPELINES:
         raise ValueError(f"unknown pipeline {pipeline!r}; tinypose has {', '.join(PIPELINES)}")
     if config is not None:
@@ -325,7 +336,7 @@ def create_pipeline(
         det_cfg, kpt_cfg = modules.get("ObjectDetection", {}) or {}, modules.get("KeypointDetection", {}) or {}
         if det_cfg.get("model_name"):
             detector = det_cfg["model_name"]
-        detector_weights = det_cfg.get("model_dir") or detector_weights
+        detector_model_dir = det_cfg.get("model_dir") or detector_model_dir
         if det_cfg.get("threshold") is not None:
             det_threshold = float(det_cfg["threshold"])
         pose_model = kpt_cfg.get("model_name") or pose_model
@@ -355,7 +366,9 @@ def create_pipeline(
             url_timeout=url_timeout,
             max_download_bytes=max_download_bytes,
         )
-    person_detector = _detector_from(detector, detector_weights, pose.device if device is None else device, batch_size)
+    person_detector = _detector_from(
+        detector, detector_model_dir, pose.device if device is None else device, batch_size
+    )
     return KeypointPipeline(
         pose, person_detector, det_threshold, batch_size, tracking=tracking, smoothing=smoothing_config
     )

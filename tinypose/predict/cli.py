@@ -115,11 +115,16 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def _pipeline(cfg: Mapping[str, Any], predictor: Any) -> Any:
     """The detector + pose pipeline (``tinypose.create_pipeline``) around ``predictor``."""
     threshold = cfg.get("det_threshold", 0.5)
+    weights, old = cfg.get("detector_model_dir"), cfg.get("detector_weights")
+    if old is not None and weights is not None and str(old) != str(weights):
+        raise SystemExit(
+            "error: detector_model_dir and detector_weights (its old name) disagree; give detector_model_dir"
+        )
     try:
         return create_pipeline(
             pose=predictor,
             detector=str(cfg["detector"]),
-            detector_weights=cfg.get("detector_weights"),
+            detector_model_dir=weights if weights is not None else old,
             det_threshold=None if threshold is None else float(threshold),
             batch_size=int(cfg.get("batch_size", 1)),
             tracking=str(cfg.get("tracking", "iou")),

@@ -40,10 +40,12 @@ from .draw import DEFAULT_DRAW_THRESHOLD
 from .inputs import InputItem, VideoSource, iter_batches, iter_inputs, prefetch
 from .result import KeypointResult
 
-__all__ = ["Backend", "KeypointPredictor", "create_model", "resolve_device"]
+__all__ = ["HeatmapFn", "KeypointPredictor", "create_model", "resolve_device"]
 
-Backend = Callable[[torch.Tensor], torch.Tensor]
-"""``backend(batch [N,3,H,W] float32 normalized RGB) -> heatmaps [N,K,H/4,W/4] float32`` on the CPU."""
+HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
+"""What the predictor runs crops through: ``fn(batch [N,3,H,W] float32 normalized RGB) -> heatmaps
+[N,K,H/4,W/4] float32`` on the CPU. Any runtime from :func:`tinypose.create_backend` is one; this
+type says only what the predictor calls (it was called ``Backend``, the name of the runtimes' class)."""
 
 BoxesArg = Any
 """Person boxes: per image an ``[M, 4|5]`` array/list of ``x1, y1, x2, y2[, score]``, or PaddleX
@@ -104,7 +106,7 @@ class KeypointPredictor:
             model = build_model(self.spec.name, pretrained=True if model_dir is None else model_dir)
         self.model = model.eval()
         self.backend_name = backend
-        self.backend: Backend = create_backend(backend, self.model, device=self.device, **(backend_options or {}))
+        self.backend: HeatmapFn = create_backend(backend, self.model, device=self.device, **(backend_options or {}))
         self.errors: list[InputError] = []
         mean = np.asarray(self.spec.mean, dtype=np.float32)
         std = np.asarray(self.spec.std, dtype=np.float32)
