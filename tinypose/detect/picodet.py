@@ -15,7 +15,9 @@ to know about this family.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -181,7 +183,7 @@ DETECTOR_WEIGHTS = WeightFamily(
 """The PP-PicoDet family for :mod:`tinypose.weights` (name mapping: :func:`tinypose.detect.weights.picodet_arrays`)."""
 
 
-def load_detector_weights(model: PicoDet, source: bool | str | Path) -> PicoDet:
+def load_detector_weights(model: PicoDet, source: Literal[True] | str | os.PathLike[str]) -> PicoDet:
     """Load weights into ``model`` in place (strict); ``source=True`` means the default release."""
     path = resolve_pretrained(model.spec, DETECTOR_WEIGHTS) if source is True else Path(source)
     model.load_state_dict(load_weights(path, DETECTOR_WEIGHTS, model.spec.name), strict=True)
@@ -189,7 +191,7 @@ def load_detector_weights(model: PicoDet, source: bool | str | Path) -> PicoDet:
 
 
 def build_detector(
-    name: str | int = "picodet_s_320_lcnet_pedestrian", pretrained: bool | str | Path = False
+    name: str | int = "picodet_s_320_lcnet_pedestrian", pretrained: bool | str | os.PathLike[str] | None = False
 ) -> PicoDet:
     """Build a PP-PicoDet pedestrian detector in eval mode.
 
@@ -199,6 +201,8 @@ def build_detector(
     """
     spec = get_detector_spec(name)
     model = PicoDet(spec)
-    if pretrained is not False and pretrained is not None:
+    if pretrained is True or isinstance(pretrained, (str, os.PathLike)):
         load_detector_weights(model, pretrained)
+    elif pretrained is not False and pretrained is not None:
+        raise TypeError(f"pretrained must be True, False or a path, not {pretrained!r}")
     return model.eval()

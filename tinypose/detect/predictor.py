@@ -137,7 +137,7 @@ class PersonDetector:
 
 def create_detector(
     name: str | int = "picodet_s_320_lcnet_pedestrian",
-    model_dir: str | os.PathLike | bool | None = None,
+    model_dir: str | os.PathLike[str] | bool | None = None,
     device: str | torch.device | None = None,
     threshold: float | None = 0.5,
     batch_size: int = 8,

@@ -10,6 +10,7 @@ mapping); the COCO vocabulary comes from :mod:`tinypose.vocab` and is re-exporte
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,7 +223,7 @@ def load_state_dict(path: str | Path, model_name: str) -> dict[str, Tensor]:
     return load_weights(path, POSE_WEIGHTS, model_name)
 
 
-def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | Path = False) -> TinyPose:
+def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | os.PathLike[str] | None = False) -> TinyPose:
     """Build a PP-TinyPose variant in eval mode.
 
     ``pretrained``: ``False`` (random init), ``True`` (the default released weights, downloaded
@@ -231,7 +232,9 @@ def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | Path 
     """
     spec = get_spec(name)
     model = TinyPose(spec)
-    if pretrained is not False and pretrained is not None:
+    if pretrained is True or isinstance(pretrained, (str, os.PathLike)):
         path = resolve_pretrained(spec, POSE_WEIGHTS) if pretrained is True else Path(pretrained)
         model.load_state_dict(load_weights(path, POSE_WEIGHTS, spec.name), strict=True)
+    elif pretrained is not False and pretrained is not None:
+        raise TypeError(f"pretrained must be True, False or a path, not {pretrained!r}")
     return model.eval()

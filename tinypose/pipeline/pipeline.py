@@ -191,7 +191,7 @@ class KeypointPipeline:
         """
         threshold = self.det_threshold if det_threshold is _DEFAULT else det_threshold
         count = len(images)
-        paths = list(input_paths) if input_paths is not None else [None] * count
+        paths: list[str | None] = list(input_paths) if input_paths is not None else [None] * count
         if len(paths) != count:
             raise ValueError(f"input_paths has {len(paths)} entries for {count} images")
         names = [path if path is not None else f"image {index}" for index, path in enumerate(paths)]

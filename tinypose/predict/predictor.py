@@ -165,7 +165,7 @@ class KeypointPredictor:
         forward; nothing is read from files and no thread is started.
         """
         count = len(images)
-        paths = list(input_paths) if input_paths is not None else [None] * count
+        paths: list[str | None] = list(input_paths) if input_paths is not None else [None] * count
         if len(paths) != count:
             raise ValueError(f"input_paths has {len(paths)} entries for {count} images")
         names = [path if path is not None else f"image {index}" for index, path in enumerate(paths)]

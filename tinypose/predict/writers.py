@@ -40,7 +40,7 @@ class VideoWriters:
             if writer is None:
                 if key in self._frames:
                     raise OSError(f"{target}: already finished; write each frame of a video once")
-                fourcc = cv2.VideoWriter_fourcc(*("MJPG" if target.suffix.lower() == ".avi" else "mp4v"))
+                fourcc = cv2.VideoWriter.fourcc(*("MJPG" if target.suffix.lower() == ".avi" else "mp4v"))
                 writer = cv2.VideoWriter(str(target), fourcc, self.fps, (frame.shape[1], frame.shape[0]))
                 if not writer.isOpened():
                     raise OSError(f"{target}: OpenCV cannot write this video (try a .mp4 or .avi path)")
