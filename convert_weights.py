@@ -8,20 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tinypose.detect import get_detector_spec, list_detectors
-from tinypose.models import get_spec, list_models
+from tinypose.families import convert_weights, family_for, model_names
 from tinypose.weights import WeightsError
-from tinypose.weights.convert import convert
 
 
 def _model_name(text: str) -> str:
     try:
-        return get_spec(text).name
-    except ValueError as error:
-        try:
-            return get_detector_spec(text).name
-        except ValueError:
-            raise argparse.ArgumentTypeError(str(error)) from None
+        return family_for("", text).spec(text).name
+    except WeightsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,13 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         "--model",
         type=_model_name,
         default=None,
-        help=f"model the weights are for ({', '.join(list_models() + list_detectors())}); needed when the "
+        help=f"model the weights are for ({', '.join(model_names())}); needed when the "
         "source does not say (a bare .pdparams)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     args = parser.parse_args(argv)
     try:
-        path = convert(args.source, args.output, model_name=args.model, force=args.force)
+        path = convert_weights(args.source, args.output, model_name=args.model, force=args.force)
     except WeightsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

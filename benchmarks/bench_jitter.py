@@ -47,7 +47,7 @@ def record(video: Path, model: str, weights_dir: Path, config: OneEuroConfig) ->
     pipeline = create_pipeline(
         pose_model=model,
         pose_model_dir=weights_dir / f"tinypose_{size}" / "model.xml",
-        detector_weights=weights_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml",
+        detector_model_dir=weights_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml",
         device="cpu",
         batch_size=4,
         smoothing=config,

@@ -73,8 +73,7 @@ def widen_program(document: dict) -> dict[str, int]:
 
 def build_paddlex_folder(target: Path, shared: Path, size: str = "128x96") -> Path:
     """``paddlex_infer_128x96``'s program (widened for 256x192) with the real IR weights of ``size``."""
-    from tinypose.models import TinyPose, get_spec
-    from tinypose.weights import load_state_dict
+    from tinypose.models import TinyPose, get_spec, load_state_dict
     from tinypose.weights.mapping import static_name_table
     from tinypose.weights.paddle_inference import _DEEPCOPY, read_program, write_pdiparams
 

@@ -47,10 +47,33 @@ def parse_boxes(
         if boxes.size == 0:
             return np.zeros((0, 5))
         boxes = boxes.reshape(-1, boxes.shape[-1])  # one flat box, or a leading batch dimension
+        checked = _checked_array(boxes, default_score, require_extent)
+        if checked is not None:
+            return checked
     if isinstance(boxes, (str, bytes)) or not hasattr(boxes, "__iter__"):
         raise ValueError(f"{source}: boxes must be an [M, 4|5] array or a list of boxes, not {type(boxes).__name__}")
     rows = [_parse_box(box, index, source, default_score, require_extent) for index, box in enumerate(boxes)]
     return np.stack(rows) if rows else np.zeros((0, 5))
+
+
+def _checked_array(boxes: np.ndarray, default_score: float | None, require_extent: bool) -> np.ndarray | None:
+    """A numeric ``[M, 4|5]`` array that passes every check, as float64 ``[M, 5]`` in one vectorized step
+    (the detector's own output, parsed again by the predictor, costs no Python loop); ``None`` when
+    a row fails, so that the row-by-row path reports it."""
+    if boxes.dtype.kind not in "fiu" or boxes.shape[1] not in (4, 5):
+        return None
+    if boxes.shape[1] == 4:
+        if default_score is None:
+            return None
+        rows = np.concatenate([boxes.astype(np.float64), np.full((len(boxes), 1), default_score)], axis=1)
+        score_ok = np.ones(len(rows), bool)
+    else:
+        rows = boxes.astype(np.float64)
+        score_ok = np.isfinite(rows[:, 4])
+    ok = np.isfinite(rows[:, :4]).all(axis=1) & score_ok
+    if require_extent:
+        ok &= (rows[:, 2] > rows[:, 0]) & (rows[:, 3] > rows[:, 1])
+    return rows if ok.all() else None
 
 
 def _parse_box(box: Any, index: int, source: str, default_score: float | None, require_extent: bool) -> np.ndarray:

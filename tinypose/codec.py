@@ -23,12 +23,12 @@ unnormalized Gaussians of the spec's sigma at the unrounded keypoint / stride, a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from .crop import transform_preds
-from .models.tinypose import ModelSpec
 
 __all__ = ["HeatmapCodec", "dark_refine", "encode_gaussian", "flip_merge", "gaussian_blur_3x3", "get_max_preds"]
 
@@ -132,6 +132,22 @@ def dark_refine(heatmaps: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return coords
 
 
+class CodecSpec(Protocol):
+    """What the codec reads from a model variant (:class:`tinypose.models.ModelSpec` is one)."""
+
+    @property
+    def input_size(self) -> tuple[int, int]: ...
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]: ...
+
+    @property
+    def sigma(self) -> float: ...
+
+    @property
+    def flip_pairs(self) -> tuple[tuple[int, int], ...]: ...
+
+
 @dataclass(frozen=True)
 class HeatmapCodec:
     """Keypoint heatmap codec of one model variant: ``encode`` (targets) and ``decode`` (module docstring).
@@ -148,7 +164,7 @@ class HeatmapCodec:
     use_dark: bool = True
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, **overrides: object) -> HeatmapCodec:
+    def from_spec(cls, spec: CodecSpec, **overrides: object) -> HeatmapCodec:
         """The codec of a registered model variant (sizes, sigma and flip pairs from the spec)."""
         fields: dict[str, object] = {
             "input_size": spec.input_size,

@@ -173,7 +173,7 @@ def test_wrong_ir_is_refused(openvino_dir: Path) -> None:
 
 
 def test_convert_weights_handles_detectors(ir_paths: dict[int, Path], tmp_path: Path) -> None:
-    from tinypose.weights.convert import convert
+    from tinypose.families import convert_weights as convert
 
     output = convert(ir_paths[320], tmp_path / "picodet.safetensors")  # detector and size read from the path
     model = build_detector(320, pretrained=output)

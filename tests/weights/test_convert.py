@@ -11,7 +11,9 @@ import torch
 from safetensors import safe_open
 
 import tinypose
-from tinypose.weights import WeightsError, convert, load_state_dict
+from tinypose.families import convert_weights as convert
+from tinypose.models import load_state_dict
+from tinypose.weights import WeightsError
 
 REPO = Path(__file__).resolve().parents[2]
 

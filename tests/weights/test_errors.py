@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import tinypose
-from tinypose.weights import WeightsError, convert, read_pdparams
+from tinypose.families import convert_weights as convert
+from tinypose.weights import WeightsError, read_pdparams
 
 NAME = "PP-TinyPose_128x96"
 

@@ -17,8 +17,8 @@ import torch
 from safetensors import safe_open
 
 import tinypose
-from tinypose.models import WeightSource, get_spec
-from tinypose.weights import WeightsError, load_state_dict
+from tinypose.models import POSE_WEIGHTS, WeightSource, get_spec, load_state_dict
+from tinypose.weights import WeightsError
 from tinypose.weights.hub import ENV_HOME, ENV_OFFLINE, ENV_WEIGHTS, ENV_WEIGHTS_DIR, resolve_pretrained
 
 SPEC = get_spec("PP-TinyPose_128x96")
@@ -106,13 +106,13 @@ def test_download_is_verified_converted_once_and_cached(server, clean_env, rando
     body = random_pdparams.read_bytes()
     url = _served(server, "/ok.pdparams", body)
     spec = replace(SPEC, weights=(_pdparams_source(url, _sha(body)),))
-    path = resolve_pretrained(spec, progress=False)
+    path = resolve_pretrained(spec, POSE_WEIGHTS, progress=False)
     assert path == clean_env / f"{SPEC.name}.safetensors"
     with safe_open(str(path), framework="pt") as file:
         assert file.metadata()["source_sha256"] == _sha(body)
     state = load_state_dict(path, SPEC.name)
     assert all(torch.equal(state[k], v) for k, v in random_model.state_dict().items())
-    assert resolve_pretrained(spec, progress=False) == path
+    assert resolve_pretrained(spec, POSE_WEIGHTS, progress=False) == path
     assert server.hits["/ok.pdparams"] == 1  # the second call used the cache
     assert not list((clean_env / "downloads").glob(".*part"))
 
@@ -121,7 +121,7 @@ def test_sha256_mismatch_keeps_nothing(server, clean_env, random_pdparams) -> No
     url = _served(server, "/tampered.pdparams", random_pdparams.read_bytes())
     spec = replace(SPEC, weights=(_pdparams_source(url, "0" * 64),))
     with pytest.raises(WeightsError, match=r"tampered.pdparams: sha256 [0-9a-f]{64} does not match the expected 0{64}"):
-        resolve_pretrained(spec, progress=False)
+        resolve_pretrained(spec, POSE_WEIGHTS, progress=False)
     assert list((clean_env / "downloads").iterdir()) == []
     assert not (clean_env / f"{SPEC.name}.safetensors").exists()
 
@@ -131,7 +131,7 @@ def test_unresponsive_server_times_out(server, clean_env) -> None:
     spec = replace(SPEC, weights=(_pdparams_source(url, None),))
     start = time.monotonic()
     with pytest.raises(WeightsError, match=r"stuck.pdparams: download failed: .*timed out"):
-        resolve_pretrained(spec, progress=False, timeout=0.5)
+        resolve_pretrained(spec, POSE_WEIGHTS, progress=False, timeout=0.5)
     assert time.monotonic() - start < 2.5
 
 
@@ -139,7 +139,7 @@ def test_slow_download_hits_the_deadline(server, clean_env) -> None:
     url = _served(server, "/slow.pdparams", b"x" * 4000, drip=100)
     spec = replace(SPEC, weights=(_pdparams_source(url, None),))
     with pytest.raises(WeightsError, match=r"slow.pdparams: not complete after 0.5 s, stopped"):
-        resolve_pretrained(spec, progress=False, timeout=0.5)
+        resolve_pretrained(spec, POSE_WEIGHTS, progress=False, timeout=0.5)
     assert list((clean_env / "downloads").iterdir()) == []
 
 
@@ -147,7 +147,7 @@ def test_oversized_download_is_stopped(server, clean_env) -> None:
     url = _served(server, "/huge.pdparams", b"x" * 5000)
     spec = replace(SPEC, weights=(_pdparams_source(url, None),))
     with pytest.raises(WeightsError, match=r"huge.pdparams: server announces 5000 bytes, more than the 1000 allowed"):
-        resolve_pretrained(spec, progress=False, max_bytes=1000)
+        resolve_pretrained(spec, POSE_WEIGHTS, progress=False, max_bytes=1000)
 
 
 def test_unknown_sha_checks_content_md5_and_records_sha(server, clean_env, random_pdparams, caplog) -> None:
@@ -156,7 +156,7 @@ def test_unknown_sha_checks_content_md5_and_records_sha(server, clean_env, rando
     good_md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
     url = _served(server, "/bos.pdparams", body, headers={"Content-MD5": good_md5})
     spec = replace(SPEC, weights=(_pdparams_source(url, None),))
-    resolve_pretrained(spec, progress=False)
+    resolve_pretrained(spec, POSE_WEIGHTS, progress=False)
     recorded = clean_env / "downloads" / f"{SPEC.name}_pretrained.pdparams.sha256"
     assert recorded.read_text().split()[0] == _sha(body)
     assert "no published sha256" in caplog.text and _sha(body) in caplog.text
@@ -164,7 +164,7 @@ def test_unknown_sha_checks_content_md5_and_records_sha(server, clean_env, rando
     (clean_env / f"{SPEC.name}.safetensors").unlink()  # a changed download on disk is caught on reuse
     (clean_env / "downloads" / f"{SPEC.name}_pretrained.pdparams").write_bytes(body[:-1] + b"\0")
     with pytest.raises(WeightsError, match=r"pdparams: sha256 does not match [0-9a-f]{64} any more"):
-        resolve_pretrained(spec, progress=False, download=False)
+        resolve_pretrained(spec, POSE_WEIGHTS, progress=False, download=False)
 
 
 def test_wrong_content_md5_is_refused(server, clean_env, random_pdparams) -> None:
@@ -174,7 +174,7 @@ def test_wrong_content_md5_is_refused(server, clean_env, random_pdparams) -> Non
     with pytest.raises(
         WeightsError, match=r"badmd5.pdparams: md5 [0-9a-f]{32} does not match the server's Content-MD5"
     ):
-        resolve_pretrained(spec, progress=False)
+        resolve_pretrained(spec, POSE_WEIGHTS, progress=False)
 
 
 def test_falls_back_to_the_next_source(server, clean_env, random_pdparams) -> None:
@@ -183,7 +183,7 @@ def test_falls_back_to_the_next_source(server, clean_env, random_pdparams) -> No
     mirror = replace(
         _pdparams_source(_served(server, "/mirror.pdparams", body), _sha(body)), filename="mirror.pdparams"
     )
-    path = resolve_pretrained(replace(SPEC, weights=(missing, mirror)), progress=False)
+    path = resolve_pretrained(replace(SPEC, weights=(missing, mirror)), POSE_WEIGHTS, progress=False)
     assert path.name == f"{SPEC.name}.safetensors" and server.hits["/gone.pdparams"] == 1
 
 
@@ -198,7 +198,7 @@ def test_openvino_ir_download_with_registered_hashes(server, clean_env, openvino
         url=_served(server, "/ir/model.xml", xml),
         companions=((_served(server, "/ir/model.bin", binary), bin_sha, bin_name),),
     )
-    path = resolve_pretrained(replace(SPEC, weights=(source,)), progress=False)
+    path = resolve_pretrained(replace(SPEC, weights=(source,)), POSE_WEIGHTS, progress=False)
     converted = load_state_dict(path, SPEC.name)
     direct = load_state_dict(openvino_dir / "tinypose_128x96" / "model.xml", SPEC.name)
     assert all(torch.equal(converted[k], direct[k]) for k in direct)
@@ -220,10 +220,10 @@ def test_explicit_file_wins(monkeypatch, clean_env, random_pdparams) -> None:
     (clean_env / f"{SPEC.name}.safetensors").parent.mkdir(parents=True)
     (clean_env / f"{SPEC.name}.safetensors").write_bytes(b"not used")
     monkeypatch.setenv(ENV_WEIGHTS, str(random_pdparams))
-    assert resolve_pretrained(SPEC) == random_pdparams
+    assert resolve_pretrained(SPEC, POSE_WEIGHTS) == random_pdparams
     monkeypatch.setenv(ENV_WEIGHTS, str(random_pdparams.with_name("absent.pdparams")))
     with pytest.raises(WeightsError, match=rf"absent.pdparams: no such file or folder \(named by \${ENV_WEIGHTS}\)"):
-        resolve_pretrained(SPEC)
+        resolve_pretrained(SPEC, POSE_WEIGHTS)
 
 
 def test_cache_comes_before_the_local_folder(monkeypatch, clean_env, tmp_path, random_pdparams) -> None:
@@ -231,13 +231,13 @@ def test_cache_comes_before_the_local_folder(monkeypatch, clean_env, tmp_path, r
     folder.mkdir()
     (folder / f"{SPEC.name}_pretrained.pdparams").write_bytes(random_pdparams.read_bytes())
     monkeypatch.setenv(ENV_WEIGHTS_DIR, str(folder))
-    assert resolve_pretrained(SPEC) == folder / f"{SPEC.name}_pretrained.pdparams"
+    assert resolve_pretrained(SPEC, POSE_WEIGHTS) == folder / f"{SPEC.name}_pretrained.pdparams"
     model = tinypose.build_model(SPEC.name, pretrained=True)  # loads the local PaddleX checkpoint
     assert isinstance(model, tinypose.TinyPose)
     cached = clean_env / f"{SPEC.name}.safetensors"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"converted earlier")
-    assert resolve_pretrained(SPEC) == cached
+    assert resolve_pretrained(SPEC, POSE_WEIGHTS) == cached
 
 
 @pytest.mark.parametrize("size", ["128x96", "256x192"])
@@ -246,7 +246,7 @@ def test_shared_openvino_layout_is_found(monkeypatch, openvino_dir, size) -> Non
     monkeypatch.setenv(ENV_WEIGHTS_DIR, str(openvino_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the registered sha256 match these files
-        path = resolve_pretrained(get_spec(size))
+        path = resolve_pretrained(get_spec(size), POSE_WEIGHTS)
     assert path == openvino_dir / f"tinypose_{size}" / "model.xml"
 
 
@@ -257,4 +257,4 @@ def test_modified_local_copy_is_flagged(monkeypatch, tmp_path, openvino_dir) -> 
     (folder / "model.bin").write_bytes(b"\0" * 16)
     monkeypatch.setenv(ENV_WEIGHTS_DIR, str(tmp_path / "weights"))
     with pytest.warns(UserWarning, match=r"model.bin: sha256 differs from the released PP-TinyPose_128x96 file"):
-        assert resolve_pretrained(SPEC) == folder / "model.xml"
+        assert resolve_pretrained(SPEC, POSE_WEIGHTS) == folder / "model.xml"

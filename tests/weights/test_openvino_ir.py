@@ -13,8 +13,8 @@ import torch
 
 import tinypose
 from tinypose.crop import box_xyxy_to_center_scale, get_affine_transform, warp_affine
-from tinypose.models import MODEL_SPECS, TinyPose, get_spec
-from tinypose.weights import WeightsError, load_state_dict, read_weights
+from tinypose.models import MODEL_SPECS, TinyPose, get_spec, load_state_dict
+from tinypose.weights import WeightsError, read_weights
 from tinypose.weights.loader import to_torch_state
 from tinypose.weights.openvino_ir import read_ir_graph, read_openvino_ir
 

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 import torch
 
-from tinypose.models import TinyPose, get_spec
-from tinypose.weights import WeightsError, load_state_dict, read_weights
+from tinypose.models import TinyPose, get_spec, load_state_dict
+from tinypose.weights import WeightsError, read_weights
 from tinypose.weights.mapping import paddle_to_torch_name, static_name_table
 from tinypose.weights.paddle_inference import read_program
 
@@ -168,7 +168,7 @@ def test_other_model_is_refused(fixtures_dir, tmp_path) -> None:
     config = folder / "inference.yml"
     config.write_text(config.read_text().replace("PP-TinyPose_128x96", "PicoDet-S"))
     with pytest.raises(WeightsError, match=r"inference.yml: this export is a PicoDet-S model, not PP-TinyPose"):
-        read_weights(folder)
+        load_state_dict(folder, "128x96")
 
 
 @pytest.mark.parametrize("layout", ["pir", "legacy"])

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..plotting import pyplot, save_figure
+from ..vocab import COCO_KEYPOINTS, COCO_SKELETON
 from .coco import validate_coco
 from .layout import DatasetError, resolve_layout
 from .split import split_dataset
@@ -165,8 +166,6 @@ def check_dataset(
     problem the result file records ``check_pass: false`` with the message, and
     :class:`DatasetError` is raised with the same message.
     """
-    from ..models.tinypose import COCO_KEYPOINTS, COCO_SKELETON
-
     keypoint_names = tuple(keypoint_names or COCO_KEYPOINTS)
     skeleton = tuple(skeleton or COCO_SKELETON)
     output_dir = Path(output_dir)

@@ -10,7 +10,10 @@ same seed gives the same sample as PaddleDetection (the tests check this against
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,9 +25,14 @@ __all__ = ["AugmentConfig", "TrainSample", "augment", "cutout", "read_image", "u
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """The recipe's augmentation settings (``tinypose_{128x96,256x192}.yml`` defaults)."""
+    """The recipe's augmentation settings (``tinypose_{128x96,256x192}.yml`` defaults).
 
-    flip: bool = True
+    ``random_flip`` is the training augmentation (PaddleDetection's ``RandomFlipHalfBodyTransform``
+    ``flip``); ``flip`` elsewhere in tinypose means the flip *test* (a crop and its mirror image
+    decoded together, PaddleX's ``flip``).
+    """
+
+    random_flip: bool = True
     """Horizontal flip with probability 0.5 (fixed upstream), swapping ``flip_pairs``."""
     scale_factor: float = 0.25
     """Box scale x clip(N(1, scale_factor), 1 - f, 1 + f)."""
@@ -41,6 +49,31 @@ class AugmentConfig:
     cutout_offset_factor: float = 0.05
     cutout_patches: int = 1
     pixel_std: float = PIXEL_STD
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None) -> AugmentConfig:
+        """The config of a Hydra/YAML mapping (``data.augment``). The old key ``flip``, when set, still
+        works: it sets ``random_flip`` (with a warning). An unknown key is an error that names it."""
+        values = dict(options or {})
+        old = values.pop("flip", None)
+        if old is not None:
+            if not isinstance(old, bool):
+                raise ValueError(f"augment.flip (old name of augment.random_flip) must be true or false, not {old!r}")
+            warnings.warn(
+                "augment.flip is the old name of augment.random_flip (the training flip; `flip` is the flip test); "
+                f"using random_flip={old}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            values["random_flip"] = old
+        if "upper_body_ids" in values:
+            values["upper_body_ids"] = tuple(values["upper_body_ids"])
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"unknown augment option(s) {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}"
+            )
+        return cls(**values)
 
 
 @dataclass
@@ -166,7 +199,7 @@ def augment(
     s = s * np.clip(rng.randn() * sf + 1, 1 - sf, 1 + sf)
     r = np.clip(rng.randn() * rf, -rf * 2, rf * 2) if rng.random_sample() <= config.rot_prob else 0
 
-    if config.flip and rng.random_sample() <= 0.5:
+    if config.random_flip and rng.random_sample() <= 0.5:
         image = image[:, ::-1, :]
         keypoints[:, 0] = image.shape[1] - keypoints[:, 0] - 1
         for left, right in flip_pairs:

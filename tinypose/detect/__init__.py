@@ -3,6 +3,7 @@
 from .nms import box_iou_paddle, multiclass_nms
 from .picodet import (
     DETECTOR_SPECS,
+    DETECTOR_WEIGHTS,
     DetectorSpec,
     NMSConfig,
     PicoDet,
@@ -14,6 +15,7 @@ from .predictor import PersonDetector, create_detector, preprocess_image
 
 __all__ = [
     "DETECTOR_SPECS",
+    "DETECTOR_WEIGHTS",
     "DetectorSpec",
     "NMSConfig",
     "PersonDetector",

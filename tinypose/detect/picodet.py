@@ -8,26 +8,31 @@ PaddleDetection's, so a ``.pdparams`` state dict maps onto this one by renaming 
 x2, y2 in input pixels) and per-class scores ``[N, C, A]`` over all anchor points of the four
 levels (strides 8, 16, 32, 64). Boxes are decoded level by level as ``(grid + 0.5) * stride -/+
 distance * stride``, in the order the released OpenVINO export computes them. Pre-processing,
-NMS and rescaling to the image live in :mod:`tinypose.detect.predictor`.
+NMS and rescaling to the image live in :mod:`tinypose.detect.predictor`; the registry of variants
+in :mod:`tinypose.detect.spec`; :data:`DETECTOR_WEIGHTS` is what the shared weights loader needs
+to know about this family.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+import os
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.litehrnet import ConvNorm
-from ..models.tinypose import IMAGENET_MEAN, IMAGENET_STD, OPENVINO_IR_REPO, WeightSource
+from ..weights import WeightFamily, load_weights, resolve_pretrained
 from .lcnet import LCNet
 from .lcpan import LCPAN, DPModule
+from .spec import DETECTOR_SPECS, DetectorSpec, NMSConfig, get_detector_spec, list_detectors
+from .weights import ENV_DETECTOR_WEIGHTS, check_picodet_file, picodet_arrays
 
 __all__ = [
     "DETECTOR_SPECS",
+    "DETECTOR_WEIGHTS",
     "DetectorSpec",
     "NMSConfig",
     "PicoDet",
@@ -36,44 +41,8 @@ __all__ = [
     "build_detector",
     "get_detector_spec",
     "list_detectors",
+    "load_detector_weights",
 ]
-
-
-@dataclass(frozen=True)
-class NMSConfig:
-    """PaddleDetection ``MultiClassNMS`` settings (``normalized=True``, ``nms_eta=1``, no background)."""
-
-    score_threshold: float = 0.025
-    nms_top_k: int = 1000
-    keep_top_k: int = 100
-    nms_threshold: float = 0.6
-
-
-@dataclass(frozen=True)
-class DetectorSpec:
-    """Everything that differs between PP-PicoDet variants."""
-
-    name: str
-    input_size: int
-    labels: tuple[str, ...] = ("pedestrian",)
-    backbone_scale: float = 0.75
-    neck_channels: int = 96
-    fpn_strides: tuple[int, ...] = (8, 16, 32, 64)
-    reg_max: int = 7
-    cell_offset: float = 0.5
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    nms: NMSConfig = NMSConfig()
-    weights: tuple[WeightSource, ...] = field(default_factory=tuple)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def num_anchors(self) -> int:
-        """Anchor points over all levels for a square ``input_size`` input."""
-        return sum(math.ceil(self.input_size / stride) ** 2 for stride in self.fpn_strides)
 
 
 class PicoSE(nn.Module):
@@ -202,72 +171,29 @@ class PicoDet(nn.Module):
         return self.head(self.neck(self.backbone(x)))
 
 
-_PADDLEDET_WEIGHTS = "https://bj.bcebos.com/v1/paddledet/models/keypoint/tinypose_enhance"
+DETECTOR_WEIGHTS = WeightFamily(
+    title="PP-PicoDet",
+    specs=DETECTOR_SPECS,
+    lookup=get_detector_spec,
+    build=PicoDet,
+    filter_fn=picodet_arrays,
+    check_fn=check_picodet_file,
+    formats=("openvino", "pdparams", "safetensors"),
+    env_var=ENV_DETECTOR_WEIGHTS,
+    local_names=lambda spec: [f"{spec.name}/model.xml"],
+)
+"""The PP-PicoDet family for :mod:`tinypose.weights` (name mapping: :func:`tinypose.detect.weights.picodet_arrays`)."""
 
 
-def _sources(size: int, xml_sha: str, bin_sha: str) -> tuple[WeightSource, ...]:
-    name = f"picodet_s_{size}_lcnet_pedestrian"
-    ir_dir = f"{OPENVINO_IR_REPO}/model/picodet_v2_s_{size}_pedestrian/ir_fp16"
-    return (
-        WeightSource(
-            url=f"{_PADDLEDET_WEIGHTS}/{name}.pdparams",
-            sha256=None,
-            filename=f"{name}.pdparams",
-            format="pdparams",
-            description="PaddleDetection PP-PicoDet pedestrian checkpoint (PP-TinyPose enhanced release)",
-        ),
-        WeightSource.openvino_ir(
-            f"{ir_dir}/{name}.xml",
-            xml_sha,
-            bin_sha,
-            f"{name}_openvino/{name}.xml",
-            "the same detector as OpenVINO IR (fp16, BatchNorm folded, no NMS)",
-        ),
-    )
-
-
-DETECTOR_SPECS: dict[str, DetectorSpec] = {
-    spec.name: spec
-    for spec in (
-        DetectorSpec(
-            name="picodet_s_192_lcnet_pedestrian",
-            input_size=192,
-            weights=_sources(
-                192,
-                "0e3c425c08b666e31d98ce751cd38d2244b0c93d2d1250cc3f9fc823e118c321",
-                "747ec2d2d9b8f3f0bb842a67b3e8872f8ae56cc9682858b04d275517f07fd2ff",
-            ),
-        ),
-        DetectorSpec(
-            name="picodet_s_320_lcnet_pedestrian",
-            input_size=320,
-            weights=_sources(
-                320,
-                "fc69d950abc656f657e59874e2466f82da5370166c975367fa83b1f4f72c92da",
-                "f3b8b2de41f9b34c05f10bd4640f9dd66f4ec191be3740b261183eaff9e554d2",
-            ),
-        ),
-    )
-}
-
-
-def list_detectors() -> list[str]:
-    """Names accepted by :func:`build_detector` and ``create_detector``."""
-    return sorted(DETECTOR_SPECS)
-
-
-def get_detector_spec(name: str | int) -> DetectorSpec:
-    """Look up a detector by name; ``picodet_s_320_lcnet_pedestrian``, ``PicoDet_320`` or ``320`` all work."""
-    key = str(name).strip().lower()
-    for spec_name, spec in DETECTOR_SPECS.items():
-        size = str(spec.input_size)
-        if key in (spec_name, size, f"picodet_{size}", f"picodet_s_{size}", f"pp-picodet_{size}"):
-            return spec
-    raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(list_detectors())}")
+def load_detector_weights(model: PicoDet, source: Literal[True] | str | os.PathLike[str]) -> PicoDet:
+    """Load weights into ``model`` in place (strict); ``source=True`` means the default release."""
+    path = resolve_pretrained(model.spec, DETECTOR_WEIGHTS) if source is True else Path(source)
+    model.load_state_dict(load_weights(path, DETECTOR_WEIGHTS, model.spec.name), strict=True)
+    return model
 
 
 def build_detector(
-    name: str | int = "picodet_s_320_lcnet_pedestrian", pretrained: bool | str | Path = False
+    name: str | int = "picodet_s_320_lcnet_pedestrian", pretrained: bool | str | os.PathLike[str] | None = False
 ) -> PicoDet:
     """Build a PP-PicoDet pedestrian detector in eval mode.
 
@@ -277,8 +203,8 @@ def build_detector(
     """
     spec = get_detector_spec(name)
     model = PicoDet(spec)
-    if pretrained is not False and pretrained is not None:
-        from .weights import load_detector_weights
-
+    if pretrained is True or isinstance(pretrained, (str, os.PathLike)):
         load_detector_weights(model, pretrained)
+    elif pretrained is not False and pretrained is not None:
+        raise TypeError(f"pretrained must be True, False or a path, not {pretrained!r}")
     return model.eval()

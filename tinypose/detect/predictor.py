@@ -11,6 +11,8 @@ Images are numpy arrays in OpenCV's BGR order (as ``cv2.imread`` returns them an
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..predict.inputs import read_image_file
+from ..images import read_image_file
 from .nms import multiclass_nms
 from .picodet import DetectorSpec, NMSConfig, PicoDet, build_detector, get_detector_spec
 
@@ -135,17 +137,32 @@ class PersonDetector:
 
 def create_detector(
     name: str | int = "picodet_s_320_lcnet_pedestrian",
-    weights: bool | str | Path = True,
+    model_dir: str | os.PathLike[str] | bool | None = None,
     device: str | torch.device | None = None,
     threshold: float | None = 0.5,
     batch_size: int = 8,
     input_color: str = "bgr",
+    *,
+    weights: Any = _DEFAULT,
 ) -> PersonDetector:
-    """Build a ready-to-use :class:`PersonDetector`; ``weights`` is ``True`` (default release) or a path.
+    """Build a ready-to-use :class:`PersonDetector`, as PaddleX's ``create_model(name, model_dir=...)``.
 
-    ``device``: ``"cpu"``, ``"cuda"``, ``"gpu:0"``...; ``None`` picks CUDA when available.
+    ``model_dir``: weights (OpenVINO ``.xml`` or its folder, ``.pdparams``, ``.safetensors``); ``None``
+    (or ``True``) the default release, ``False`` random weights. ``weights=`` is its old name (still
+    accepted, with a warning). ``device``: ``"cpu"``, ``"cuda"``, ``"gpu:0"``...; ``None`` picks CUDA
+    when available.
     """
+    if weights is not _DEFAULT:
+        if model_dir is not None:
+            raise TypeError("create_detector: give model_dir only (weights is its old name)")
+        warnings.warn("create_detector(weights=...) is now model_dir=...", DeprecationWarning, stacklevel=2)
+        model_dir = weights
     get_detector_spec(name)
+    pretrained = True if model_dir is None else model_dir
     return PersonDetector(
-        build_detector(name, pretrained=weights), resolve_device(device), threshold, batch_size, input_color=input_color
+        build_detector(name, pretrained=pretrained),
+        resolve_device(device),
+        threshold,
+        batch_size,
+        input_color=input_color,
     )

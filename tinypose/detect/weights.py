@@ -1,7 +1,10 @@
-"""Load PP-PicoDet weights: OpenVINO IR (BatchNorm folded, fp16), Paddle ``.pdparams``, safetensors.
+"""The PP-PicoDet name mapping: OpenVINO IR (BatchNorm folded, fp16), Paddle ``.pdparams``, safetensors.
 
-Every source is turned into a complete state dict for :class:`~tinypose.detect.picodet.PicoDet`
-and checked strictly (names, shapes, finite values) before anything is loaded.
+:func:`picodet_arrays` is the detector family's ``filter_fn`` for the shared loader
+(:data:`tinypose.detect.picodet.DETECTOR_WEIGHTS`): it maps what a reader returned onto
+:class:`~tinypose.detect.picodet.PicoDet`'s state-dict names; the loader then checks the result
+strictly (names, shapes, finite values) before anything is loaded. This module takes the model as
+an argument and never imports it.
 
 OpenVINO IR: the released IRs went Paddle -> ONNX -> OpenVINO, so parameter names are not
 reliable. Convs are matched to modules by **execution order**: the IR keeps the ONNX node names,
@@ -24,23 +27,27 @@ import torch
 from torch import nn
 
 from ..weights.errors import WeightsError
-from ..weights.loader import check_state_dict, detect_format, shift_batchnorm_state, single_file
+from ..weights.ir_graph import IRGraph, IRLayer, read_ir_graph
+from ..weights.loader import shift_batchnorm_state
 from ..weights.mapping import paddle_to_torch_name
-from ..weights.openvino_ir import IRGraph, IRLayer
-from .picodet import PicoDet, get_detector_spec
+from ..weights.raw import RawWeights
+from .spec import DetectorSpec
 
 __all__ = [
+    "ENV_DETECTOR_WEIGHTS",
     "IRConv",
     "IRGraphConstants",
-    "convert_detector",
-    "detector_name_for",
-    "detector_state_dict",
+    "check_picodet_file",
+    "convs_from_graph",
     "execution_order",
-    "load_detector_weights",
+    "picodet_arrays",
     "read_detector_ir",
     "state_from_ir_convs",
     "state_from_pdparams",
 ]
+
+ENV_DETECTOR_WEIGHTS = "TINYPOSE_DETECTOR_WEIGHTS"
+"""Environment variable naming an explicit detector weights file (``$TINYPOSE_WEIGHTS`` is the pose model's)."""
 
 
 @dataclass
@@ -68,7 +75,7 @@ class IRGraphConstants:
     input_hw: tuple[int, int] | None = None
 
 
-def execution_order(model: PicoDet) -> tuple[list[tuple[str, str]], list[str]]:
+def execution_order(model: nn.Module, spec: DetectorSpec) -> tuple[list[tuple[str, str]], list[str]]:
     """(conv, BatchNorm) pairs in the order the BatchNorms run, and biased convs in run order."""
     order: list[str] = []
     modules = dict(model.named_modules())
@@ -78,7 +85,7 @@ def execution_order(model: PicoDet) -> tuple[list[tuple[str, str]], list[str]]:
         if isinstance(module, (nn.Conv2d, nn.BatchNorm2d))
     ]
     try:
-        size = model.spec.input_size
+        size = spec.input_size
         parameter = next(model.parameters())
         with torch.no_grad():
             model(torch.zeros(1, 3, size, size, dtype=parameter.dtype, device=parameter.device))
@@ -114,28 +121,28 @@ def _check_conv(conv: nn.Conv2d, ir: IRConv, module_name: str, source: str) -> N
 
 
 def state_from_ir_convs(
-    model: PicoDet, convs: list[IRConv], constants: IRGraphConstants, source: str
+    model: nn.Module, spec: DetectorSpec, convs: list[IRConv], constants: IRGraphConstants, source: str
 ) -> dict[str, np.ndarray]:
     """Map IR convs onto ``model`` by execution order, unfolding BatchNorm to ``x + shift``."""
-    size = model.spec.input_size
+    size = spec.input_size
     if constants.input_hw is not None and tuple(constants.input_hw) != (size, size):
         height, width = constants.input_hw
         raise WeightsError(
-            f"{source}: this IR takes {height}x{width} inputs, {model.spec.name} takes {size}x{size}; "
+            f"{source}: this IR takes {height}x{width} inputs, {spec.name} takes {size}x{size}; "
             "pick the detector of that size"
         )
-    folded, biased = execution_order(model)
+    folded, biased = execution_order(model, spec)
     ir_folded = sorted((c for c in convs if c.order[0] == "bn"), key=lambda c: c.order[1])
     ir_biased = sorted((c for c in convs if c.order[0] == "conv"), key=lambda c: c.order[1])
     if len(ir_folded) != len(folded) or len(ir_biased) != len(biased):
         raise WeightsError(
             f"{source}: the IR has {len(ir_folded)} BatchNorm-folded and {len(ir_biased)} biased convs, "
-            f"{model.spec.name} has {len(folded)} and {len(biased)}; not this detector"
+            f"{spec.name} has {len(folded)} and {len(biased)}; not this detector"
         )
-    model_convs = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    modules = {name: m for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     state: dict[str, np.ndarray] = {}
     for (conv_name, norm_name), ir in zip(folded, ir_folded):
-        _check_conv(model_convs[conv_name], ir, conv_name, source)
+        _check_conv(modules[conv_name], ir, conv_name, source)
         channels = ir.weight.shape[0]
         if ir.shift.shape != (channels,):
             raise WeightsError(
@@ -144,7 +151,7 @@ def state_from_ir_convs(
         state[f"{conv_name}.weight"] = ir.weight
         state.update(shift_batchnorm_state(norm_name, ir.shift))
     for conv_name, ir in zip(biased, ir_biased):
-        _check_conv(model_convs[conv_name], ir, conv_name, source)
+        _check_conv(modules[conv_name], ir, conv_name, source)
         state[f"{conv_name}.weight"] = ir.weight
         state[f"{conv_name}.bias"] = ir.shift
     slopes = [name for name in model.state_dict() if name.endswith(".slope")]
@@ -164,10 +171,8 @@ _ONNX_CONV = re.compile(r"^Conv_(\d+)$")
 
 def read_detector_ir(xml_path: str | Path) -> tuple[list[IRConv], IRGraphConstants]:
     """Convs (with their following bias ``Add``) and scalar constants of a PP-PicoDet OpenVINO IR."""
-    from ..weights.openvino_ir import read_ir_graph
-
     path = Path(xml_path)
-    return _convs_from_graph(read_ir_graph(path.with_suffix(".xml") if path.suffix == ".bin" else path))
+    return convs_from_graph(read_ir_graph(path.with_suffix(".xml") if path.suffix == ".bin" else path))
 
 
 def _pair(text: str, name: str, layer_name: str, source: str) -> tuple[int, int]:
@@ -177,7 +182,7 @@ def _pair(text: str, name: str, layer_name: str, source: str) -> tuple[int, int]
         values = ()
     if len(values) != 2:
         raise WeightsError(f"{source}: {layer_name} has {name}={text!r}; expected two integers (2-D conv)")
-    return values
+    return values[0], values[1]
 
 
 def _execution_key(conv: IRLayer, add: IRLayer, source: str) -> tuple[str, int]:
@@ -195,7 +200,7 @@ def _execution_key(conv: IRLayer, add: IRLayer, source: str) -> tuple[str, int]:
     )
 
 
-def _convs_from_graph(graph: IRGraph) -> tuple[list[IRConv], IRGraphConstants]:
+def convs_from_graph(graph: IRGraph) -> tuple[list[IRConv], IRGraphConstants]:
     source = str(graph.xml_path)
     convs: list[IRConv] = []
     for conv in graph.by_type("Convolution", "GroupConvolution"):
@@ -250,11 +255,7 @@ def _convs_from_graph(graph: IRGraph) -> tuple[list[IRConv], IRGraphConstants]:
             epsilons.add(0.0)
     if len(epsilons) != 1:
         raise WeightsError(f"{source}: expected one score epsilon before the Sqrt layers, found {sorted(epsilons)}")
-    inputs = [port for layer in graph.parameters for port in layer.outputs]
-    input_hw = None
-    if len(inputs) == 1 and len(inputs[0].shape) == 4 and min(inputs[0].shape[2:]) > 0:
-        input_hw = (inputs[0].shape[2], inputs[0].shape[3])
-    return convs, IRGraphConstants(slopes, epsilons.pop(), input_hw)
+    return convs, IRGraphConstants(slopes, epsilons.pop(), graph.input_hw)
 
 
 _PADDLE_UNUSED = re.compile(
@@ -264,7 +265,9 @@ _PADDLE_UNUSED = re.compile(
 fixed DFL projection, and ``head_cls{i}``/``head_reg{i}``, which alias ``head_{cls,reg}_list.{i}``."""
 
 
-def state_from_pdparams(arrays: dict[str, np.ndarray], model: PicoDet, source: str) -> dict[str, np.ndarray]:
+def state_from_pdparams(
+    arrays: dict[str, np.ndarray], model: nn.Module, spec: DetectorSpec, source: str
+) -> dict[str, np.ndarray]:
     """Rename a PicoDet ``.pdparams`` state dict to ours, checking the aliased and fixed entries."""
     state: dict[str, np.ndarray] = {}
     for name, value in arrays.items():
@@ -273,9 +276,9 @@ def state_from_pdparams(arrays: dict[str, np.ndarray], model: PicoDet, source: s
             state[paddle_to_torch_name(name)] = value
             continue
         if name.endswith("distribution_project.project"):
-            expected = np.linspace(0, model.spec.reg_max, model.spec.reg_max + 1, dtype=np.float32)
+            expected = np.linspace(0, spec.reg_max, spec.reg_max + 1, dtype=np.float32)
             if not np.allclose(value, expected):
-                raise WeightsError(f"{source}: {name} is {value}, expected 0..{model.spec.reg_max}")
+                raise WeightsError(f"{source}: {name} is {value}, expected 0..{spec.reg_max}")
         elif match.group(2):
             level = re.search(r"\d+", name.split(".")[1]).group(0)  # type: ignore[union-attr]
             alias = f"head.head_{match.group(2)}_list.{level}.{match.group(3)}"
@@ -289,115 +292,27 @@ def state_from_pdparams(arrays: dict[str, np.ndarray], model: PicoDet, source: s
     return state
 
 
-def _resolve_path(model: PicoDet, source: bool | str | Path) -> Path:
-    if source is True:
-        from ..weights.hub import resolve_pretrained
-
-        return Path(resolve_pretrained(model.spec, env_var=ENV_DETECTOR_WEIGHTS))
-    return Path(source)  # type: ignore[arg-type]
-
-
-ENV_DETECTOR_WEIGHTS = "TINYPOSE_DETECTOR_WEIGHTS"
-"""Environment variable naming an explicit detector weights file (``$TINYPOSE_WEIGHTS`` is the pose model's)."""
-
-DETECTOR_SIZES_IN_NAMES = ("_192_", "_320_")
-"""Input sizes as release file names spell them (``picodet_s_320_lcnet_pedestrian.pdparams``)."""
+def check_picodet_file(raw: RawWeights) -> None:
+    """The detector family's ``check_fn``: an IR must be a Paddle2ONNX export whose convs can be placed
+    in execution order (read again, cheaply, by :func:`picodet_arrays`)."""
+    if raw.naming == "ir_graph" and raw.graph is not None:
+        convs_from_graph(raw.graph)
 
 
-def detector_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Tensor]:
-    """Read ``path`` (OpenVINO IR ``.xml`` or its folder, ``.pdparams``, ``.safetensors``) for ``model_name``."""
-    model = PicoDet(get_detector_spec(model_name))
-    path = Path(path)
-    kind = detect_format(path)
-    source = str(path)
-    other = [s for s in DETECTOR_SIZES_IN_NAMES if s in path.name and s != f"_{model.spec.input_size}_"]
-    if other and kind != "safetensors":
-        raise WeightsError(f"{path}: the file name says {other[0].strip('_')} but the detector is {model.spec.name}")
-    if kind == "openvino":
-        if path.is_dir():
-            path = single_file(path, ".xml")
-        convs, constants = read_detector_ir(path)
-        arrays = state_from_ir_convs(model, convs, constants, str(path))
-    elif kind == "pdparams":
-        from ..weights.pdparams import read_pdparams
+def picodet_arrays(raw: RawWeights, model: nn.Module, spec: DetectorSpec) -> dict[str, np.ndarray]:
+    """The detector family's ``filter_fn``: ``raw`` under ``model``'s state-dict names.
 
-        if path.is_dir():
-            path = single_file(path, ".pdparams")
-        arrays = state_from_pdparams(read_pdparams(path), model, str(path))
-    elif kind == "safetensors":
-        from ..weights.safetensors_io import read_safetensors
-
-        if path.is_dir():
-            path = single_file(path, ".safetensors")
-        raw = read_safetensors(path)
-        if raw.model_name and raw.model_name != model.spec.name:
-            raise WeightsError(f"{path}: these weights are for {raw.model_name}, not {model.spec.name}")
-        arrays = raw.arrays
-    else:
-        raise WeightsError(
-            f"{source}: PP-PicoDet weights are read from OpenVINO IR, .pdparams or .safetensors, not {kind}"
-        )
-    return check_state_dict(arrays, model, path)
-
-
-def _tensor_files(path: Path) -> tuple[Path, Path | None]:
-    """(file holding the tensors, graph file or ``None``) for provenance metadata."""
-    if detect_format(path) == "openvino":
-        xml = single_file(path, ".xml") if path.is_dir() else path.with_suffix(".xml")
-        return xml.with_suffix(".bin"), xml
-    if path.is_dir():
-        path = single_file(path, ".pdparams") if any(path.glob("*.pdparams")) else single_file(path, ".safetensors")
-    return path, None
-
-
-def detector_name_for(source: str | Path, model_name: str | None = None) -> str | None:
-    """The detector ``source`` holds weights for, or ``None`` when it is not a PP-PicoDet file.
-
-    ``model_name`` decides when given (``None`` if it names no detector); otherwise a file or folder
-    name with ``picodet`` in it is a detector, its size read from an IR's input or from the name.
+    An IR graph is matched by execution order (module docstring), a ``.pdparams`` renamed with its
+    aliases checked, safetensors (our own names) taken as they are.
     """
-    if model_name is not None:
-        try:
-            return get_detector_spec(model_name).name
-        except ValueError:
-            return None
-    path = Path(source)
-    if "picodet" not in path.as_posix().lower():
-        return None
-    for size in DETECTOR_SIZES_IN_NAMES:
-        if size in path.as_posix():
-            return get_detector_spec(size.strip("_")).name
-    if detect_format(path) == "openvino":
-        from ..weights.openvino_ir import read_ir_graph
-
-        graph = read_ir_graph(single_file(path, ".xml") if path.is_dir() else path.with_suffix(".xml"))
-        shapes = [port.shape for layer in graph.parameters for port in layer.outputs]
-        if len(shapes) == 1 and len(shapes[0]) == 4:
-            try:
-                return get_detector_spec(shapes[0][2]).name
-            except ValueError:
-                pass
+    source = str(raw.source)
+    if raw.naming == "ir_graph" and raw.graph is not None:
+        convs, constants = convs_from_graph(raw.graph)
+        return state_from_ir_convs(model, spec, convs, constants, source)
+    if raw.naming == "structured":
+        return state_from_pdparams(raw.arrays, model, spec, source)
+    if raw.naming == "torch":
+        return raw.arrays
     raise WeightsError(
-        f"{path}: cannot tell which PP-PicoDet this is; name it (--model picodet_s_320_lcnet_pedestrian)"
+        f"{source}: PP-PicoDet weights are read from OpenVINO IR, .pdparams or .safetensors, not {raw.format}"
     )
-
-
-def convert_detector(source: str | Path, output: str | Path, model_name: str, force: bool = False) -> Path:
-    """Write PP-PicoDet weights from any supported ``source`` to ``output`` (safetensors, with provenance)."""
-    from ..weights.convert import check_output, provenance
-    from ..weights.safetensors_io import save_safetensors
-
-    source, output = Path(source), Path(output)
-    check_output(output, force)
-    files = _tensor_files(source)
-    check_output(output, force, files)
-    name = get_detector_spec(model_name).name
-    state = detector_state_dict(source, name)
-    return save_safetensors(state, output, name, provenance(*files, detect_format(source)))
-
-
-def load_detector_weights(model: PicoDet, source: bool | str | Path) -> PicoDet:
-    """Load weights into ``model`` in place (strict); ``source=True`` means the default release."""
-    path = _resolve_path(model, source)
-    model.load_state_dict(detector_state_dict(path, model.spec.name), strict=True)
-    return model

@@ -3,11 +3,14 @@
 PaddleDetection ``configs/keypoint/tiny_pose/tinypose_{128x96,256x192}.yml`` and
 ``ppdet/modeling/architectures/keypoint_hrnet.py`` (``TopDownHRNet``). The registry below is the
 one place where input size, heatmap size, sigma, flip pairs, normalization and weight sources of
-each variant are written down; the rest of the project reads them from here.
+each variant are written down; the rest of the project reads them from here. :data:`POSE_WEIGHTS`
+is what the shared weights loader needs to know about this family (registry, model, Paddle name
+mapping); the COCO vocabulary comes from :mod:`tinypose.vocab` and is re-exported here.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +18,18 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..vocab import (
+    COCO_FLIP_PAIRS,
+    COCO_KEYPOINTS,
+    COCO_SIGMAS,
+    COCO_SKELETON,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    OPENVINO_IR_REPO,
+    WeightSource,
+)
+from ..weights import WeightFamily, load_weights, resolve_pretrained
+from ..weights.loader import paddle_arrays
 from .litehrnet import WIDER_NAIVE, LiteHRNet, LiteHRNetConfig
 
 __all__ = [
@@ -26,6 +41,7 @@ __all__ = [
     "IMAGENET_STD",
     "MODEL_SPECS",
     "OPENVINO_IR_REPO",
+    "POSE_WEIGHTS",
     "ModelSpec",
     "TinyPose",
     "WeightSource",
@@ -33,47 +49,8 @@ __all__ = [
     "forward_with_flip",
     "get_spec",
     "list_models",
+    "load_state_dict",
 ]
-
-COCO_KEYPOINTS: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-COCO_FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple((i, i + 1) for i in range(1, 17, 2))
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
-"""Limb pairs as drawn by PaddleDetection's ``visualize_pose`` / the COCO keypoint skeleton."""
-COCO_SIGMAS: tuple[float, ...] = (
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
-)  # fmt: skip
-"""Per-keypoint OKS sigmas of COCO (pycocotools ``COCOeval.kpt_oks_sigmas``)."""
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class WeightSource:
-    """One downloadable file of a weight release, with the files that must sit next to it."""
-
-    url: str
-    sha256: str | None
-    filename: str
-    format: str
-    description: str = ""
-    companions: tuple[tuple[str, str, str], ...] = ()
-    """(url, sha256, filename) of files that must sit next to ``filename`` (an IR's ``.bin``)."""
-
-    @classmethod
-    def openvino_ir(
-        cls, xml_url: str, xml_sha256: str, bin_sha256: str, filename: str, description: str
-    ) -> WeightSource:
-        """An OpenVINO IR release: the ``.xml`` and, as its companion, the ``.bin`` of the same URL and name stem."""
-        companion = (xml_url.removesuffix(".xml") + ".bin", bin_sha256, filename.removesuffix(".xml") + ".bin")
-        return cls(xml_url, xml_sha256, filename, "openvino", description, companions=(companion,))
 
 
 @dataclass(frozen=True)
@@ -110,12 +87,18 @@ class ModelSpec:
         """Input width / height, used to fix box aspect before cropping."""
         return self.input_width / self.input_height
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width), the order of an NCHW input shape."""
+        return self.input_height, self.input_width
+
+    @property
+    def size_tag(self) -> str:
+        """The size as release file names spell it: ``128x96``."""
+        return self.name.split("_", 1)[1]
+
 
 _PADDLEX_PRETRAINED = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model"
-OPENVINO_IR_REPO = (
-    "https://github.com/guojin-yan/Csharp_and_OpenVINO_deploy_PP-TinyPose/raw/0f6a4845d37b5b16edacbb76f1b1debb39e28a11"
-)
-"""Pinned repository holding the OpenVINO IRs of the PaddleDetection PP-TinyPose and PP-PicoDet releases."""
 
 
 def _sources(name: str, ir_dir: str, xml_sha: str, bin_sha: str) -> tuple[WeightSource, ...]:
@@ -205,7 +188,42 @@ def forward_with_flip(forward: Callable[[Tensor], Tensor], images: Tensor, flip:
     return both[: images.shape[0]], both[images.shape[0] :]
 
 
-def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | Path = False) -> TinyPose:
+def _local_names(spec: ModelSpec) -> list[str]:
+    """Upstream file layouts of PP-TinyPose weights: PaddleX (``<model>_infer/``, ``<model>/``),
+    PaddleDetection (``tinypose_128x96.pdparams``, exported ``tinypose_128x96/``), OpenVINO IR copies."""
+    short = f"tinypose_{spec.size_tag}"
+    underscored = f"tinypose_{spec.size_tag.replace('x', '_')}"
+    return [
+        f"{short}.safetensors",
+        f"{short}.pdparams",
+        f"{spec.name}_infer",
+        spec.name,
+        f"{short}/model.pdiparams",
+        f"{short}/model.xml",
+        f"{spec.name}/model.xml",
+        f"{underscored}/ir_fp16/model.xml",
+    ]
+
+
+POSE_WEIGHTS = WeightFamily(
+    title="PP-TinyPose",
+    specs=MODEL_SPECS,
+    lookup=get_spec,
+    build=TinyPose,
+    filter_fn=paddle_arrays,
+    architecture="HRNet",
+    local_names=_local_names,
+)
+"""The PP-TinyPose family for :mod:`tinypose.weights`: our module names equal Paddle's structured names
+and our modules are created in Paddle's order, so Paddle's conventions map every format."""
+
+
+def load_state_dict(path: str | Path, model_name: str) -> dict[str, Tensor]:
+    """Read ``path`` (any supported format) as a complete, checked state dict for ``model_name``."""
+    return load_weights(path, POSE_WEIGHTS, model_name)
+
+
+def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | os.PathLike[str] | None = False) -> TinyPose:
     """Build a PP-TinyPose variant in eval mode.
 
     ``pretrained``: ``False`` (random init), ``True`` (the default released weights, downloaded
@@ -214,9 +232,9 @@ def build_model(name: str = "PP-TinyPose_128x96", pretrained: bool | str | Path 
     """
     spec = get_spec(name)
     model = TinyPose(spec)
-    if pretrained is not False and pretrained is not None:
-        from ..weights import load_state_dict, resolve_pretrained
-
-        path = resolve_pretrained(spec) if pretrained is True else Path(pretrained)
-        model.load_state_dict(load_state_dict(path, spec.name), strict=True)
+    if pretrained is True or isinstance(pretrained, (str, os.PathLike)):
+        path = resolve_pretrained(spec, POSE_WEIGHTS) if pretrained is True else Path(pretrained)
+        model.load_state_dict(load_weights(path, POSE_WEIGHTS, spec.name), strict=True)
+    elif pretrained is not False and pretrained is not None:
+        raise TypeError(f"pretrained must be True, False or a path, not {pretrained!r}")
     return model.eval()

@@ -6,6 +6,12 @@ model's aspect ratio x1.25 (``_box_xyxy2cs``) and run PP-TinyPose on the crop. U
 crops of all people of ``batch_size`` images (and their mirrored twins when flipping) go through
 one forward, and the detector takes the images of a batch in one forward too.
 
+:meth:`KeypointPipeline.predict_batch` does this for images already decoded (one detector forward,
+one pose forward, no tracking), and :meth:`KeypointPipeline.predict` reads inputs and calls the same
+path per batch. Each person is the pose predictor's own dict
+(:meth:`~tinypose.predict.KeypointPredictor.person_result`), so a field the predictor adds is in the
+pipeline's results too.
+
 Videos are read frame by frame (memory stays flat), ``batch_size`` frames at a time. People are
 tracked across frames (:class:`~tinypose.pipeline.tracking.PoseTracker`, box IoU or keypoint OKS)
 and each track's keypoints are smoothed with a One-Euro filter; both the raw keypoints
@@ -16,8 +22,8 @@ the person's ``track_id``. Pictures and annotated videos show boxes, ids and (sm
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -26,17 +32,11 @@ import torch
 
 from ..boxes import Detector, parse_boxes
 from ..detect import PersonDetector, create_detector, get_detector_spec
+from ..images import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, InputError, to_bgr8
 from ..models.tinypose import ModelSpec
 from ..predict import KeypointPredictor, KeypointResult, create_model
 from ..predict.draw import DEFAULT_DRAW_THRESHOLD, draw_keypoints, line_width_for
-from ..predict.inputs import (
-    DEFAULT_MAX_DOWNLOAD_BYTES,
-    DEFAULT_URL_TIMEOUT_S,
-    InputError,
-    InputItem,
-    iter_batches,
-    iter_inputs,
-)
+from ..predict.inputs import InputItem, iter_batches, iter_inputs
 from .smoothing import OneEuroConfig
 from .tracking import PoseTracker
 
@@ -66,6 +66,13 @@ class PipelineResult(KeypointResult):
     ``frame_index`` for video frames. ``.json``, ``.img``, ``print()``, ``save_to_json``,
     ``save_to_img`` and ``save_to_video`` behave as for :class:`~tinypose.predict.KeypointResult`.
     """
+
+    @classmethod
+    def from_pose(cls, result: KeypointResult) -> PipelineResult:
+        """The pipeline's view of a pose result on detected boxes: the same fields, with the people
+        under PaddleX's pipeline key ``boxes`` instead of ``kpts``."""
+        data = {("boxes" if key == "kpts" else key): value for key, value in result.items()}
+        return cls(data, result.spec, result.draw_threshold, result.video)
 
     def draw(self, threshold: float | None = None) -> np.ndarray:
         """The input image (BGR) with each person's box, track id and (smoothed) skeleton."""
@@ -169,6 +176,38 @@ class KeypointPipeline:
             out.append(boxes if det_threshold is None else boxes[boxes[:, 4] > det_threshold])
         return out
 
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        det_threshold: float | None = _DEFAULT,
+        input_paths: Sequence[str | None] | None = None,
+    ) -> list[PipelineResult]:
+        """People and their keypoints in images already decoded: one :class:`PipelineResult` per image.
+
+        ``images``: BGR uint8 ``[H, W, 3]`` arrays (as ``cv2.imread`` gives them). One detector forward
+        over all images, one pose forward over all their people; no tracking (that is for video
+        streams, :meth:`predict`). ``det_threshold`` overrides the pipeline's for this call;
+        ``input_paths`` is what each result's ``input_path`` says (``None`` by default).
+        """
+        threshold = self.det_threshold if det_threshold is _DEFAULT else det_threshold
+        count = len(images)
+        paths: list[str | None] = list(input_paths) if input_paths is not None else [None] * count
+        if len(paths) != count:
+            raise ValueError(f"input_paths has {len(paths)} entries for {count} images")
+        names = [path if path is not None else f"image {index}" for index, path in enumerate(paths)]
+        arrays = [to_bgr8(image, name) for image, name in zip(images, names)]
+        return self._pose_people(arrays, threshold, paths, names)[0]
+
+    def _pose_people(
+        self, images: list[np.ndarray], threshold: float | None, paths: list[str | None], names: list[str]
+    ) -> tuple[list[PipelineResult], list[np.ndarray]]:
+        """Detect, clip, pose (:meth:`KeypointPredictor.predict_batch`); the results and the boxes used."""
+        detections = self.detect(images, threshold, names)
+        if self.clip:
+            detections = [clip_boxes(d, img.shape[1], img.shape[0]) for d, img in zip(detections, images)]
+        posed = self.pose.predict_batch(images, boxes=detections, input_paths=paths)
+        return [PipelineResult.from_pose(result) for result in posed], detections
+
     def predict(
         self, input: Any, det_threshold: Any = _DEFAULT, batch_size: int | None = None
     ) -> Iterator[PipelineResult]:
@@ -176,7 +215,8 @@ class KeypointPipeline:
 
         ``input``: a BGR numpy image, an image file, a URL, a folder, a video file, or a list of
         these. ``det_threshold`` overrides the pipeline's for this call; ``batch_size`` images (or
-        frames) are detected and their people posed in one forward each.
+        frames) are detected and their people posed in one forward each (:meth:`predict_batch`'s
+        path); people in videos are tracked and smoothed.
         """
         threshold = self.det_threshold if det_threshold is _DEFAULT else det_threshold
         size = self.batch_size if batch_size is None else int(batch_size)
@@ -200,27 +240,20 @@ class KeypointPipeline:
     def _run(
         self, items: list[InputItem], threshold: float | None, trackers: dict[int, PoseTracker]
     ) -> Iterator[PipelineResult]:
-        images = [item.decoded() for item in items]
-        detections = self.detect(images, threshold, [item.name for item in items])
-        if self.clip:
-            detections = [clip_boxes(d, img.shape[1], img.shape[0]) for d, img in zip(detections, images)]
-        posed = list(self.pose.predict(images, batch_size=len(images), boxes=detections))
-        for item, boxes, result in zip(items, detections, posed):
-            people = [
-                {
-                    "coordinate": [float(v) for v in box[:4]],
-                    "det_score": float(box[4]),
-                    "keypoints": person["keypoints"],
-                    "kpt_score": float(person["kpt_score"]),
-                }
-                for box, person in zip(boxes, result["kpts"])
-            ]
-            data: dict[str, Any] = {"input_path": item.input_path, "input_img": item.image, "boxes": people}
+        readable = [(item, item.image) for item in items if item.image is not None]
+        results, detections = self._pose_people(
+            [image for _, image in readable],
+            threshold,
+            [item.input_path for item, _ in readable],
+            [item.name for item, _ in readable],
+        )
+        for (item, _), boxes, result in zip(readable, detections, results):
             if item.frame_index is not None:
-                data["frame_index"] = item.frame_index
-            if item.video is not None and people:
-                self._track(item, boxes, people, trackers)
-            yield PipelineResult(data, self.spec, self.pose.draw_threshold, item.video)
+                result["frame_index"] = item.frame_index
+            result.video = item.video
+            if item.video is not None and result["boxes"]:
+                self._track(item, boxes, result["boxes"], trackers)
+            yield result
 
     def _track(
         self, item: InputItem, boxes: np.ndarray, people: list[dict[str, Any]], trackers: dict[int, PoseTracker]
@@ -242,15 +275,14 @@ class KeypointPipeline:
 
 def _detector_from(
     detector: str | int | PersonDetector | Detector,
-    detector_weights: str | os.PathLike | None,
+    detector_model_dir: str | os.PathLike | None,
     device: str | torch.device | None,
     batch_size: int,
 ) -> PersonDetector | Detector:
     if isinstance(detector, PersonDetector) or (callable(detector) and not isinstance(detector, (str, int))):
         return detector
     get_detector_spec(detector)  # a clear error for unknown names before any weights are read
-    weights = True if detector_weights is None else Path(detector_weights)
-    return create_detector(detector, weights, device=device, threshold=None, batch_size=max(batch_size, 1))
+    return create_detector(detector, detector_model_dir, device=device, threshold=None, batch_size=max(batch_size, 1))
 
 
 def create_pipeline(
@@ -261,7 +293,7 @@ def create_pipeline(
     pose_model_dir: str | os.PathLike | None = None,
     flip: bool = False,
     detector: str | int | PersonDetector | Detector = "picodet_s_320_lcnet_pedestrian",
-    detector_weights: str | os.PathLike | None = None,
+    detector_model_dir: str | os.PathLike | None = None,
     det_threshold: float | None = 0.5,
     device: str | torch.device | None = None,
     backend: str = "torch",
@@ -275,6 +307,7 @@ def create_pipeline(
     url_timeout: float = DEFAULT_URL_TIMEOUT_S,
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     pose: KeypointPredictor | None = None,
+    detector_weights: str | os.PathLike | None = None,
 ) -> KeypointPipeline:
     """PaddleX-style entry point: ``create_pipeline("human_keypoint_detection")``.
 
@@ -285,7 +318,17 @@ def create_pipeline(
     callable ``image_bgr -> boxes``. ``smoothing``: ``True`` (One-Euro defaults, overridable by
     ``min_cutoff``/``beta``), ``False``, or a :class:`OneEuroConfig`; it only acts on video.
     ``pose``: an existing predictor to reuse (then ``pose_model``, ``flip``, ``backend`` are ignored).
+    Weights come from ``pose_model_dir`` and ``detector_model_dir`` (PaddleX's ``model_dir`` of each
+    sub-module; ``None``: the default release); ``detector_weights`` is the old name of
+    ``detector_model_dir`` (still accepted, with a warning).
     """
+    if detector_weights is not None:
+        if detector_model_dir is not None:
+            raise TypeError("create_pipeline: give detector_model_dir only (detector_weights is its old name)")
+        warnings.warn(
+            "create_pipeline(detector_weights=...) is now detector_model_dir=...", DeprecationWarning, stacklevel=2
+        )
+        detector_model_dir = detector_weights
     if pipeline not in PIPELINES:
         raise ValueError(f"unknown pipeline {pipeline!r}; tinypose has {', '.join(PIPELINES)}")
     if config is not None:
@@ -293,7 +336,7 @@ def create_pipeline(
         det_cfg, kpt_cfg = modules.get("ObjectDetection", {}) or {}, modules.get("KeypointDetection", {}) or {}
         if det_cfg.get("model_name"):
             detector = det_cfg["model_name"]
-        detector_weights = det_cfg.get("model_dir") or detector_weights
+        detector_model_dir = det_cfg.get("model_dir") or detector_model_dir
         if det_cfg.get("threshold") is not None:
             det_threshold = float(det_cfg["threshold"])
         pose_model = kpt_cfg.get("model_name") or pose_model
@@ -323,7 +366,9 @@ def create_pipeline(
             url_timeout=url_timeout,
             max_download_bytes=max_download_bytes,
         )
-    person_detector = _detector_from(detector, detector_weights, pose.device if device is None else device, batch_size)
+    person_detector = _detector_from(
+        detector, detector_model_dir, pose.device if device is None else device, batch_size
+    )
     return KeypointPipeline(
         pose, person_detector, det_threshold, batch_size, tracking=tracking, smoothing=smoothing_config
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..models.tinypose import COCO_SIGMAS
+from ..vocab import COCO_SIGMAS
 from .smoothing import OneEuroConfig, OneEuroFilter
 
 __all__ = ["PoseTracker", "Track", "box_iou_matrix", "oks_matrix"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -12,10 +11,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ..pipeline import create_pipeline
 from ..weights import WeightsError
 from .inputs import InputError, count_inputs
 from .predictor import create_model
-from .result import KeypointResult, to_builtin
+from .result import to_builtin
+from .writers import VideoJsonWriter
 
 __all__ = ["DEMO_IMAGE", "run_infer"]
 
@@ -33,53 +34,6 @@ def _plain(value: Any) -> Any:
     except ImportError:
         pass
     return value
-
-
-class _VideoJson:
-    """Writes the frames of one video to ``<video stem>_res.json`` as they come (memory stays flat).
-
-    The file is ``{"input_path", "fps", "frames": [{"frame_index", "kpts" | "boxes"}, ...]}``; it is
-    complete once the video's last frame has been added and :meth:`flush` runs.
-    """
-
-    def __init__(self, output: Path) -> None:
-        self.output = output
-        self.source: Any = None
-        self.file: Any = None
-        self.count = 0
-        self.written: list[Path] = []
-
-    def add(self, result: KeypointResult) -> None:
-        if result.video is not self.source:
-            self.flush()
-            self._open(result.video)
-        people = "boxes" if "boxes" in result else "kpts"
-        frame = json.dumps(
-            {"frame_index": result["frame_index"], people: to_builtin(result[people])}, indent=4, ensure_ascii=False
-        )
-        self.file.write(
-            ("," if self.count else "") + "\n" + "\n".join("        " + line for line in frame.splitlines())
-        )
-        self.count += 1
-
-    def _open(self, source: Any) -> None:
-        target = self.output / f"{Path(source.path).stem}_res.json"
-        number = 2
-        while target in self.written:
-            target = self.output / f"{Path(source.path).stem}_{number}_res.json"
-            number += 1
-        self.source, self.count = source, 0
-        self.file = target.open("w", encoding="utf-8")
-        header = json.dumps({"input_path": source.path, "fps": source.fps}, ensure_ascii=False)
-        self.file.write(header[:-1].replace("{", "{\n    ", 1).replace(", ", ",\n    ") + ',\n    "frames": [')
-        self.written.append(target)
-
-    def flush(self) -> None:
-        if self.source is None:
-            return
-        self.file.write("\n    ]\n}\n")
-        self.file.close()
-        self.source, self.file = None, None
 
 
 def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,7 +75,7 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     total = count_inputs(inputs)
     save_json, save_img = bool(cfg.get("save_json", True)), bool(cfg.get("save_img", True))
     output.mkdir(parents=True, exist_ok=True)
-    videos = _VideoJson(output)
+    videos = VideoJsonWriter(output)
     images = people = 0
     written: list[Path] = []
     try:
@@ -134,7 +88,8 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
                 result.print()
             if result.video is not None:
                 if save_json:
-                    videos.add(result)
+                    key = "boxes" if "boxes" in result else "kpts"
+                    videos.add(result.video, {"frame_index": result["frame_index"], key: to_builtin(result[key])})
                 if save_img:
                     path = result.save_to_video(output)
                     if path not in written:
@@ -159,14 +114,17 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def _pipeline(cfg: Mapping[str, Any], predictor: Any) -> Any:
     """The detector + pose pipeline (``tinypose.create_pipeline``) around ``predictor``."""
-    from ..pipeline import create_pipeline
-
     threshold = cfg.get("det_threshold", 0.5)
+    weights, old = cfg.get("detector_model_dir"), cfg.get("detector_weights")
+    if old is not None and weights is not None and str(old) != str(weights):
+        raise SystemExit(
+            "error: detector_model_dir and detector_weights (its old name) disagree; give detector_model_dir"
+        )
     try:
         return create_pipeline(
             pose=predictor,
             detector=str(cfg["detector"]),
-            detector_weights=cfg.get("detector_weights"),
+            detector_model_dir=weights if weights is not None else old,
             det_threshold=None if threshold is None else float(threshold),
             batch_size=int(cfg.get("batch_size", 1)),
             tracking=str(cfg.get("tracking", "iou")),

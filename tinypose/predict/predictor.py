@@ -5,6 +5,12 @@ padded as PaddleX's pipeline does), the width-only affine warp with ``cv2.warpAf
 normalization, optional flip test, then :class:`tinypose.codec.HeatmapCodec` decoding. Unlike
 PaddleX, every crop of a batch of images, and its mirrored twin when flipping, goes through one
 forward call of the backend.
+
+Two entry points share that path: :meth:`KeypointPredictor.predict` reads inputs (files, URLs,
+folders, videos) and yields results; :meth:`KeypointPredictor.predict_batch` takes images already
+decoded (and their boxes) and returns results, with no file reading and no threads: the pipeline
+and the HTTP service call it. The fields of one person are made in one place,
+:meth:`KeypointPredictor.person_result`.
 """
 
 from __future__ import annotations
@@ -27,26 +33,19 @@ from ..crop import (
     whole_image_center_scale,
 )
 from ..device import resolve_device
-from ..export import create_backend
+from ..images import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, VIDEO_SUFFIXES, InputError, is_url, to_bgr8
 from ..models.tinypose import ModelSpec, TinyPose, build_model, forward_with_flip, get_spec
+from ..runtimes import create_backend
 from .draw import DEFAULT_DRAW_THRESHOLD
-from .inputs import (
-    DEFAULT_MAX_DOWNLOAD_BYTES,
-    DEFAULT_URL_TIMEOUT_S,
-    VIDEO_SUFFIXES,
-    InputError,
-    InputItem,
-    is_url,
-    iter_batches,
-    iter_inputs,
-    prefetch,
-)
+from .inputs import InputItem, VideoSource, iter_batches, iter_inputs, prefetch
 from .result import KeypointResult
 
-__all__ = ["Backend", "KeypointPredictor", "create_model", "resolve_device"]
+__all__ = ["HeatmapFn", "KeypointPredictor", "create_model", "resolve_device"]
 
-Backend = Callable[[torch.Tensor], torch.Tensor]
-"""``backend(batch [N,3,H,W] float32 normalized RGB) -> heatmaps [N,K,H/4,W/4] float32`` on the CPU."""
+HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
+"""What the predictor runs crops through: ``fn(batch [N,3,H,W] float32 normalized RGB) -> heatmaps
+[N,K,H/4,W/4] float32`` on the CPU. Any runtime from :func:`tinypose.create_backend` is one; this
+type says only what the predictor calls (it was called ``Backend``, the name of the runtimes' class)."""
 
 BoxesArg = Any
 """Person boxes: per image an ``[M, 4|5]`` array/list of ``x1, y1, x2, y2[, score]``, or PaddleX
@@ -104,10 +103,10 @@ class KeypointPredictor:
         self.device = resolve_device(device)
         self.codec = HeatmapCodec.from_spec(self.spec)
         if model is None:
-            model = build_model(self.spec.name, pretrained=True if model_dir is None else Path(model_dir))
+            model = build_model(self.spec.name, pretrained=True if model_dir is None else model_dir)
         self.model = model.eval()
         self.backend_name = backend
-        self.backend: Backend = create_backend(backend, self.model, device=self.device, **(backend_options or {}))
+        self.backend: HeatmapFn = create_backend(backend, self.model, device=self.device, **(backend_options or {}))
         self.errors: list[InputError] = []
         mean = np.asarray(self.spec.mean, dtype=np.float32)
         std = np.asarray(self.spec.std, dtype=np.float32)
@@ -139,9 +138,48 @@ class KeypointPredictor:
         batches = iter_batches(stream, int(batch_size), self.on_error, self.errors)
         try:
             for batch in batches:
-                yield from self._run([(item, boxes_for(position, item)) for position, item in batch])
+                readable = [(position, item, item.image) for position, item in batch if item.image is not None]
+                people = self._people(
+                    [image for _, _, image in readable],
+                    [boxes_for(position, item) for position, item, _ in readable],
+                )
+                for (_, item, image), persons in zip(readable, people):
+                    yield self._result(image, persons, item.input_path, item.frame_index, item.video)
         finally:
             batches.close()  # finishes open videos now, not at garbage collection
+
+    def predict_batch(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[Any] | None = None,
+        input_paths: Sequence[str | None] | None = None,
+    ) -> list[KeypointResult]:
+        """Keypoints of images already decoded: one :class:`KeypointResult` per image, in order.
+
+        ``images``: BGR uint8 ``[H, W, 3]`` arrays as ``cv2.imread`` gives them (other layouts and
+        dtypes are converted as :func:`tinypose.images.to_bgr8` says). ``boxes``: ``None`` (each
+        whole image is one person) or one entry per image: its person boxes as an ``[M, 4|5]``
+        array/list or PaddleX detection dicts (:func:`tinypose.boxes.parse_boxes`; ``None`` or an
+        empty entry: no people). ``input_paths``: what each result's ``input_path`` says (``None``
+        by default). All crops of all images, and their mirrored twins when flipping, go through one
+        forward; nothing is read from files and no thread is started.
+        """
+        count = len(images)
+        paths: list[str | None] = list(input_paths) if input_paths is not None else [None] * count
+        if len(paths) != count:
+            raise ValueError(f"input_paths has {len(paths)} entries for {count} images")
+        names = [path if path is not None else f"image {index}" for index, path in enumerate(paths)]
+        arrays = [to_bgr8(image, name) for image, name in zip(images, names)]
+        parsed: list[np.ndarray | None] = [None] * count
+        if boxes is not None:
+            entries = list(boxes)
+            if len(entries) != count:
+                raise ValueError(f"boxes has {len(entries)} entries for {count} images; give one per image")
+            parsed = [parse_boxes(entry, name) for entry, name in zip(entries, names)]
+        return [
+            self._result(image, persons, path)
+            for image, persons, path in zip(arrays, self._people(arrays, parsed), paths)
+        ]
 
     def _box_provider(self, inputs: Any, boxes: BoxesArg) -> Callable[[int, InputItem], np.ndarray | None]:
         if boxes is None:
@@ -179,36 +217,55 @@ class KeypointPredictor:
         heatmaps, flipped = forward_with_flip(self.backend, batch, self.flip)
         return self.codec.decode(heatmaps.numpy(), centers, scales, None if flipped is None else flipped.numpy())
 
-    def _run(self, pending: list[tuple[InputItem, np.ndarray | None]]) -> Iterator[KeypointResult]:
-        crops, centers, scales, owner = [], [], [], []
-        for slot, (item, boxes) in enumerate(pending):
-            image = item.decoded()
+    def person_result(self, keypoints: np.ndarray, kpt_score: float, box: np.ndarray | None) -> dict[str, Any]:
+        """The fields of one person, made here only (the pipeline's and the service's results are these
+        dicts too): ``keypoints`` float32 ``[K, 3]`` ``(x, y, score)`` and ``kpt_score``, after
+        ``coordinate`` (x1, y1, x2, y2) and ``det_score`` when the person came from a box (as PaddleX's
+        pipeline orders them; ``det_score`` only when the box has a score). ``box`` is a parsed
+        ``[5]`` row (:func:`tinypose.boxes.parse_boxes`) or ``None`` for the whole image."""
+        person: dict[str, Any] = {}
+        if box is not None:
+            person["coordinate"] = [float(v) for v in box[:4]]
+            if np.isfinite(box[4]):
+                person["det_score"] = float(box[4])
+        person["keypoints"] = keypoints
+        person["kpt_score"] = float(kpt_score)
+        return person
+
+    def _people(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None]) -> list[list[dict[str, Any]]]:
+        """Per image, its people (:meth:`person_result`): every crop of every image in one forward."""
+        crops, centers, scales = [], [], []
+        owners: list[tuple[int, np.ndarray | None]] = []
+        for slot, (image, rows) in enumerate(zip(images, boxes)):
             height, width = image.shape[:2]
-            if boxes is None:
-                regions = [whole_image_center_scale(width, height)]
+            if rows is None:
+                regions = [(whole_image_center_scale(width, height), None)]
             else:
-                regions = [box_xyxy_to_center_scale(box[:4], self.spec.aspect_ratio) for box in boxes]
-            for center, scale in regions:
+                regions = [(box_xyxy_to_center_scale(row[:4], self.spec.aspect_ratio), row) for row in rows]
+            for (center, scale), row in regions:
                 crops.append(self._crop(image, center, scale))
                 centers.append(center)
                 scales.append(scale)
-                owner.append(slot)
+                owners.append((slot, row))
+        people: list[list[dict[str, Any]]] = [[] for _ in images]
         if crops:
             keypoints, kpt_scores = self.run_crops(self.preprocess(crops), np.stack(centers), np.stack(scales))
-        owner_array = np.asarray(owner, dtype=np.int64)
-        for slot, (item, boxes) in enumerate(pending):
-            people = []
-            for row, person in enumerate(np.flatnonzero(owner_array == slot)):
-                entry: dict[str, Any] = {"keypoints": keypoints[person], "kpt_score": kpt_scores[person]}
-                if boxes is not None:
-                    entry["coordinate"] = [float(v) for v in boxes[row, :4]]
-                    if np.isfinite(boxes[row, 4]):
-                        entry["det_score"] = float(boxes[row, 4])
-                people.append(entry)
-            data: dict[str, Any] = {"input_path": item.input_path, "input_img": item.image, "kpts": people}
-            if item.frame_index is not None:
-                data["frame_index"] = item.frame_index
-            yield KeypointResult(data, self.spec, self.draw_threshold, item.video)
+            for person, (slot, box) in enumerate(owners):
+                people[slot].append(self.person_result(keypoints[person], kpt_scores[person], box))
+        return people
+
+    def _result(
+        self,
+        image: np.ndarray,
+        people: list[dict[str, Any]],
+        input_path: str | None,
+        frame_index: int | None = None,
+        video: VideoSource | None = None,
+    ) -> KeypointResult:
+        data: dict[str, Any] = {"input_path": input_path, "input_img": image, "kpts": people}
+        if frame_index is not None:
+            data["frame_index"] = frame_index
+        return KeypointResult(data, self.spec, self.draw_threshold, video)
 
 
 def create_model(

@@ -28,9 +28,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_url
 from ..models.tinypose import ModelSpec
 from .draw import DEFAULT_DRAW_THRESHOLD, draw_keypoints
-from .inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoSource, is_url
+from .inputs import VideoSource
+from .writers import video_writers
 
 __all__ = ["KeypointResult", "to_builtin"]
 
@@ -215,19 +217,7 @@ class KeypointResult(dict):
         if target.suffix.lower() not in VIDEO_SUFFIXES:
             target = target / f"{Path(self.video.path).stem}_res.mp4"
         target.parent.mkdir(parents=True, exist_ok=True)
-        key = str(target.resolve())
-        writer = self.video.writers.get(key)
-        frame = self.draw()
-        if writer is None:
-            fourcc = cv2.VideoWriter.fourcc(*("MJPG" if target.suffix.lower() == ".avi" else "mp4v"))
-            writer = cv2.VideoWriter(str(target), fourcc, self.video.fps, (frame.shape[1], frame.shape[0]))
-            if not writer.isOpened():
-                raise OSError(f"{target}: OpenCV cannot write this video (try a .mp4 or .avi path)")
-            self.video.writers[key] = writer
-            self.video.frames_written[key] = 0
-        writer.write(frame)
-        self.video.frames_written[key] = self.video.frames_written.get(key, 0) + 1
-        self.video.finish_complete()  # the last frame of a video read to its end: finish the file now
+        video_writers(self.video).write(target, self.draw(), self.video.frames_read)
         return target
 
     def save_all(self, save_path: builtins.str | os.PathLike) -> None:

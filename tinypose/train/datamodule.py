@@ -89,10 +89,7 @@ class CocoKeypointDataModule(L.LightningDataModule):
         self.train_annotations = train_annotations
         self.val_annotations = val_annotations
         self.images_dir = images_dir
-        augment = dict(augment or {})
-        if "upper_body_ids" in augment:
-            augment["upper_body_ids"] = tuple(augment["upper_body_ids"])
-        self.augment_config = AugmentConfig(**augment)
+        self.augment_config = AugmentConfig.from_options(augment)
         self.val_boxes = val_boxes
         self.image_thre = image_thre
         self.layout: DatasetLayout | None = None

@@ -26,7 +26,8 @@ from ..data.coco import PersonInstance, detection_instances, gt_instances, load_
 from ..data.dataset import TopDownEvalDataset
 from ..data.layout import DatasetError, resolve_layout
 from ..data.transforms import read_image
-from ..models.tinypose import COCO_SIGMAS, ModelSpec, forward_with_flip, get_spec
+from ..models.tinypose import ModelSpec, forward_with_flip, get_spec
+from ..vocab import COCO_SIGMAS
 
 if TYPE_CHECKING:
     from pycocotools.coco import COCO

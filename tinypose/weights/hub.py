@@ -7,14 +7,16 @@ predictor's default weights. It looks, in this order, at:
 2. the cache, ``$TINYPOSE_HOME`` (default ``$XDG_CACHE_HOME/tinypose`` or ``~/.cache/tinypose``):
    ``<model>.safetensors`` converted earlier;
 3. ``$TINYPOSE_WEIGHTS_DIR``: a folder searched for the known file names and layouts of the
-   released weights (:func:`local_candidates`), e.g. ``tinypose_128x96/model.xml``;
+   released weights (:func:`local_candidates`, with the family's upstream layouts), e.g.
+   ``tinypose_128x96/model.xml``;
 4. a download of the model's registered sources (``ModelSpec.weights``, in order) into
    ``<cache>/downloads/``: bounded in time and size, sha256-checked where the hash is published
    (the server's ``Content-MD5`` otherwise, then the sha256 is recorded next to the file), written
    to a temp file and renamed, then converted once to ``<cache>/<model>.safetensors``.
 
 ``TINYPOSE_OFFLINE=1`` skips step 4. With nothing found, the error lists the URLs to fetch and
-where to put them.
+where to put them. The same search serves every model family (:class:`~tinypose.weights.family.WeightFamily`);
+the detector's step 1 reads ``$TINYPOSE_DETECTOR_WEIGHTS``.
 """
 
 from __future__ import annotations
@@ -29,48 +31,35 @@ import urllib.request
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Any
+
+from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..files import atomic_write
+from ..vocab import WeightSource
+from .convert import convert
 from .errors import WeightsError
-from .loader import sha256_of
-
-if TYPE_CHECKING:
-    from ..models.tinypose import WeightSource
-
+from .family import ENV_WEIGHTS, WeightFamily
+from .raw import detect_format, sha256_of
 
 __all__ = [
     "ENV_HOME",
     "ENV_OFFLINE",
     "ENV_WEIGHTS",
     "ENV_WEIGHTS_DIR",
-    "WeightsSpec",
     "cache_dir",
     "download_file",
     "local_candidates",
     "resolve_pretrained",
 ]
 
-ENV_WEIGHTS = "TINYPOSE_WEIGHTS"
 ENV_WEIGHTS_DIR = "TINYPOSE_WEIGHTS_DIR"
 ENV_HOME = "TINYPOSE_HOME"
 ENV_OFFLINE = "TINYPOSE_OFFLINE"
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 """No released PP-TinyPose file is above 6 MB; anything past this is not what we asked for."""
-
-
-class WeightsSpec(Protocol):
-    """What weight resolution reads from a model's spec (pose ``ModelSpec`` and detector ``DetectorSpec``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def weights(self) -> tuple[WeightSource, ...]: ...
-
-
 DOWNLOAD_TIMEOUT_S = 300.0
 """Whole-file deadline of one download."""
 SOCKET_TIMEOUT_S = 30.0
@@ -87,40 +76,30 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "tinypose"
 
 
-def local_candidates(spec: WeightsSpec) -> list[tuple[str, WeightSource | None]]:
+def local_candidates(spec: Any, family: WeightFamily) -> list[tuple[str, WeightSource | None]]:
     """Relative paths looked for in ``$TINYPOSE_WEIGHTS_DIR``, best first, each with the registered
     source it is a copy of (for the sha256 check) or ``None``.
 
-    Covers our own safetensors, the download layout of :func:`resolve_pretrained`, PaddleX
-    (``<model>_pretrained.pdparams``, ``<model>_infer/``, ``<model>/``), PaddleDetection
-    (``tinypose_128x96.pdparams``, exported ``tinypose_128x96/``) and the OpenVINO IR copies
-    (``tinypose_128x96/model.xml`` as in ../shared/weights/openvino, ``tinypose_128_96/ir_fp16/``).
+    Our own safetensors first, then the download layout of :func:`resolve_pretrained` (the
+    registered sources' file names), then the family's upstream layouts (``family.local_names``:
+    for PP-TinyPose PaddleX's ``<model>_pretrained.pdparams``/``<model>_infer/``, PaddleDetection's
+    ``tinypose_128x96.pdparams``/``tinypose_128x96/`` and the OpenVINO IR copies
+    ``tinypose_128x96/model.xml`` as in ../shared/weights/openvino). An ``.xml`` is taken as a copy
+    of the registered OpenVINO IR source.
     """
-    size = spec.name.split("_", 1)[1]
-    short = f"tinypose_{size}"
-    underscored = f"tinypose_{size.replace('x', '_')}"
     ir_source = next((s for s in spec.weights if s.format == "openvino"), None)
-    candidates: list[tuple[str, WeightSource | None]] = [
-        (f"{spec.name}.safetensors", None),
-        (f"{short}.safetensors", None),
-    ]
+    extra = family.local_names(spec)
+    candidates: list[tuple[str, WeightSource | None]] = [(f"{spec.name}.safetensors", None)]
+    candidates += [(name, None) for name in extra if name.endswith(".safetensors")]
     candidates += [(source.filename, source) for source in spec.weights]
     candidates += [
-        (f"{short}.pdparams", None),
-        (f"{spec.name}_infer", None),
-        (spec.name, None),
-        (f"{short}/model.pdiparams", None),
-        (f"{short}/model.xml", ir_source),
-        (f"{spec.name}/model.xml", ir_source),
-        (f"{underscored}/ir_fp16/model.xml", ir_source),
+        (name, ir_source if name.endswith(".xml") else None) for name in extra if not name.endswith(".safetensors")
     ]
     return candidates
 
 
-def _find_local(spec: WeightsSpec, folder: Path) -> Path | None:
-    from .loader import detect_format
-
-    for relative, source in local_candidates(spec):
+def _find_local(spec: Any, family: WeightFamily, folder: Path) -> Path | None:
+    for relative, source in local_candidates(spec, family):
         path = folder / relative
         if not path.exists():
             continue
@@ -138,7 +117,7 @@ def _find_local(spec: WeightsSpec, folder: Path) -> Path | None:
     return None
 
 
-def _warn_if_modified(path: Path, source: WeightSource, spec: WeightsSpec) -> None:
+def _warn_if_modified(path: Path, source: WeightSource, spec: Any) -> None:
     expected = {Path(source.filename).name: source.sha256}
     expected.update({Path(name).name: sha for _, sha, name in source.companions})
     for name, sha in expected.items():
@@ -151,19 +130,21 @@ def _warn_if_modified(path: Path, source: WeightSource, spec: WeightsSpec) -> No
 
 
 def resolve_pretrained(
-    spec: WeightsSpec,
+    spec: Any,
+    family: WeightFamily,
     *,
     download: bool | None = None,
     progress: bool = True,
     timeout: float = DOWNLOAD_TIMEOUT_S,
     max_bytes: int = MAX_DOWNLOAD_BYTES,
-    env_var: str = ENV_WEIGHTS,
 ) -> Path:
-    """Path of the default weights of ``spec`` (see the module docstring for the search order).
+    """Path of the default weights of ``spec``, a registry entry of ``family`` (a
+    :class:`~tinypose.weights.family.PretrainedSpec`; see the module docstring for the search order).
 
-    ``download=None`` downloads unless ``$TINYPOSE_OFFLINE`` is set to a true value. ``env_var``
-    names the variable of step 1 (the person detector uses ``$TINYPOSE_DETECTOR_WEIGHTS``).
+    ``download=None`` downloads unless ``$TINYPOSE_OFFLINE`` is set to a true value. Step 1 reads
+    ``family.env_var`` (``$TINYPOSE_WEIGHTS``; the person detector's is ``$TINYPOSE_DETECTOR_WEIGHTS``).
     """
+    env_var = family.env_var
     searched: list[str] = []
     explicit = os.environ.get(env_var)
     if explicit:
@@ -181,10 +162,11 @@ def resolve_pretrained(
 
     folder = os.environ.get(ENV_WEIGHTS_DIR)
     if folder:
-        found = _find_local(spec, Path(folder).expanduser())
+        found = _find_local(spec, family, Path(folder).expanduser())
         if found is not None:
             return found
-        searched.append(f"${ENV_WEIGHTS_DIR}={folder} (looked for {', '.join(r for r, _ in local_candidates(spec))})")
+        looked = ", ".join(r for r, _ in local_candidates(spec, family))
+        searched.append(f"${ENV_WEIGHTS_DIR}={folder} (looked for {looked})")
     else:
         searched.append(f"${ENV_WEIGHTS_DIR} (not set)")
 
@@ -200,12 +182,10 @@ def resolve_pretrained(
         if files is None:
             continue
         try:
-            from .convert import convert
-
-            return convert(files, cached, model_name=spec.name, force=True)
+            return convert(files, cached, family, model_name=spec.name, force=True)
         except WeightsError as error:
             errors.append(f"{source.url}: downloaded but not usable: {error}")
-    raise WeightsError(_not_found_message(spec, cache, searched, errors, download))
+    raise WeightsError(_not_found_message(spec, family, cache, searched, errors, download))
 
 
 def _fetch_source(
@@ -247,8 +227,6 @@ def download_file(
     BOS does) and records the sha256 in ``<destination>.sha256`` so a later reuse is checked. Stops
     after ``timeout`` seconds or ``max_bytes`` bytes. Raises :class:`WeightsError`.
     """
-    from tqdm.auto import tqdm
-
     destination = Path(destination)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -323,7 +301,7 @@ def _md5_header(value: str) -> str | None:
 
 
 def _not_found_message(
-    spec: WeightsSpec, cache: Path, searched: Sequence[str], errors: Sequence[str], download: bool
+    spec: Any, family: WeightFamily, cache: Path, searched: Sequence[str], errors: Sequence[str], download: bool
 ) -> str:
     lines = [f"no weights found for {spec.name}."]
     lines.append("Looked at: " + "; ".join(searched) + ".")
@@ -338,7 +316,7 @@ def _not_found_message(
         lines.append(f"  {number}. {source.description}:")
         lines += [f"       {url}  ->  $DIR/{name}" for url, name in files]
     lines.append(
-        f"then set {ENV_WEIGHTS_DIR}=$DIR (or point {ENV_WEIGHTS} at the file), or convert once with "
+        f"then set {ENV_WEIGHTS_DIR}=$DIR (or point {family.env_var} at the file), or convert once with "
         f"`python convert_weights.py FILE -o {cache / (spec.name + '.safetensors')} --model {spec.name}`."
     )
     return "\n".join(lines)

@@ -1,96 +1,47 @@
-"""Load PP-TinyPose weights from any supported file into a torch state dict, checked strictly.
+"""The one weights loader: read any supported file, map it onto a model family, check it strictly.
 
-Formats are recognised from the path: ``.safetensors``, Paddle ``.pdparams``, Paddle/PaddleX
-inference models (a folder, ``.pdmodel`` or ``.json`` with its ``.pdiparams``), and OpenVINO IR
-(``.xml`` + ``.bin``, BatchNorm folded). Every reader returns arrays; this module renames them,
-checks names and shapes against the model, and only then hands back tensors, so a bad file never
-half-loads a model.
+Formats are recognised from the path (:func:`~tinypose.weights.raw.detect_format`):
+``.safetensors``, Paddle ``.pdparams``, Paddle/PaddleX inference models (a folder, ``.pdmodel`` or
+``.json`` with its ``.pdiparams``), OpenVINO IR (``.xml`` + ``.bin``, BatchNorm folded) and tinypose
+Lightning checkpoints (``.ckpt``). Every reader returns :class:`~tinypose.weights.raw.RawWeights`
+without knowing the model; :func:`load_weights` checks what the file declares, lets the model
+family map names (:class:`~tinypose.weights.family.WeightFamily`), checks names, shapes and values
+against the model, and only then hands back tensors, so a bad file never half-loads a model.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from .errors import WeightsError
+from .family import WeightFamily, check_declared
+from .lightning import read_lightning_checkpoint
 from .mapping import BN_EPS, paddle_to_torch_name, rename, static_name_table
+from .openvino_ir import paddle_static_arrays, read_openvino_graph
+from .paddle_inference import read_paddle_inference
+from .pdparams import read_pdparams
+from .raw import FORMATS, RawWeights, detect_format, sha256_of, single_file
+from .safetensors_io import read_safetensors
 
 __all__ = [
     "FORMATS",
     "RawWeights",
     "check_state_dict",
-    "check_variant",
     "detect_format",
-    "load_state_dict",
+    "load_weights",
+    "paddle_arrays",
     "read_weights",
     "sha256_of",
     "shift_batchnorm_state",
     "single_file",
+    "state_for",
     "to_torch_state",
+    "unfold_batchnorm",
 ]
-
-FORMATS = ("safetensors", "pdparams", "paddle_inference", "openvino", "lightning")
-
-
-@dataclass
-class RawWeights:
-    """Arrays read from a file, before they are mapped onto the model.
-
-    ``naming`` is ``torch`` (our names), ``structured`` (Paddle dygraph names) or ``static``
-    (``conv2d_K.w_0``). ``folded_shifts`` holds, for BatchNorm-folded sources, the per-channel
-    shift that follows each conv, keyed by the conv's weight name.
-    """
-
-    source: Path
-    format: str
-    arrays: dict[str, np.ndarray]
-    naming: str
-    folded_shifts: dict[str, np.ndarray] = field(default_factory=dict)
-    model_name: str | None = None
-    input_hw: tuple[int, int] | None = None
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def detect_format(path: str | Path) -> str:
-    """Name the weights format of ``path`` from its suffix or folder contents."""
-    path = Path(path)
-    if not path.exists():
-        raise WeightsError(f"{path}: no such file or folder")
-    if path.is_dir():
-        names = {p.name for p in path.iterdir()}
-        if names & {"inference.pdiparams", "model.pdiparams"} or any(n.endswith(".pdiparams") for n in names):
-            return "paddle_inference"
-        if any(n.endswith(".xml") for n in names):
-            return "openvino"
-        if any(n.endswith(".safetensors") for n in names):
-            return "safetensors"
-        if any(n.endswith(".pdparams") for n in names):
-            return "pdparams"
-        raise WeightsError(f"{path}: folder holds no weights file this project reads ({', '.join(FORMATS)})")
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        return "safetensors"
-    if suffix == ".pdparams":
-        return "pdparams"
-    if suffix in (".pdmodel", ".pdiparams", ".json"):
-        return "paddle_inference"
-    if suffix in (".xml", ".bin"):
-        return "openvino"
-    if suffix == ".ckpt":
-        return "lightning"
-    raise WeightsError(f"{path}: unknown weights format {suffix!r}; expected one of {', '.join(FORMATS)}")
 
 
 def read_weights(path: str | Path) -> RawWeights:
@@ -98,70 +49,45 @@ def read_weights(path: str | Path) -> RawWeights:
     path = Path(path)
     kind = detect_format(path)
     if kind == "pdparams":
-        from .pdparams import read_pdparams
-
         if path.is_dir():
             path = single_file(path, ".pdparams")
         return RawWeights(path, kind, read_pdparams(path), "structured")
     if kind == "safetensors":
-        from .safetensors_io import read_safetensors
-
-        if path.is_dir():
-            path = single_file(path, ".safetensors")
-        return read_safetensors(path)
+        return read_safetensors(single_file(path, ".safetensors") if path.is_dir() else path)
     if kind == "paddle_inference":
-        from .paddle_inference import read_paddle_inference
-
         return read_paddle_inference(path)
     if kind == "lightning":
-        from ..train.checkpoint import read_lightning_checkpoint
-
         return read_lightning_checkpoint(path)
-    from .openvino_ir import read_openvino_ir
-
-    return read_openvino_ir(path)
+    return read_openvino_graph(path)
 
 
-def single_file(folder: Path, suffix: str) -> Path:
-    """The one ``*suffix`` file in ``folder``; a :class:`WeightsError` when there are none or several."""
-    files = sorted(folder.glob(f"*{suffix}"))
-    if len(files) != 1:
-        raise WeightsError(f"{folder}: expected exactly one {suffix} file, found {len(files)}")
-    return files[0]
-
-
-def check_variant(raw: RawWeights, model_name: str) -> None:
-    """Refuse weights that say (in metadata, input shape or file name) they are for another variant."""
-    from ..models.tinypose import get_spec
-
-    spec = get_spec(model_name)
-    if raw.model_name and get_spec(raw.model_name).name != spec.name:
-        raise WeightsError(f"{raw.source}: these weights are for {raw.model_name}, not {spec.name}")
-    if raw.input_hw and tuple(raw.input_hw) != (spec.input_height, spec.input_width):
-        h, w = raw.input_hw
-        raise WeightsError(
-            f"{raw.source}: the model in this file takes {h}x{w} inputs, {spec.name} takes "
-            f"{spec.input_height}x{spec.input_width}"
-        )
-    other = [s for s in ("128x96", "256x192") if s in raw.source.as_posix() and s not in spec.name]
-    if other and not raw.model_name and not raw.input_hw:
-        raise WeightsError(f"{raw.source}: the file name says {other[0]} but the model is {spec.name}")
+def paddle_arrays(raw: RawWeights, model: torch.nn.Module, spec: object = None) -> dict[str, np.ndarray]:
+    """``raw`` under ``model``'s state-dict names by Paddle's conventions: structured names differ only
+    in BatchNorm statistics, static names follow module creation order, BatchNorm folded into convs
+    (OpenVINO IR) comes back as ``x + shift``. The name mapping of models built in Paddle's module order."""
+    arrays = raw.arrays
+    naming = raw.naming
+    shifts = raw.folded_shifts
+    if naming == "ir_graph":
+        if raw.graph is None:
+            raise WeightsError(f"{raw.source}: an IR without its graph")
+        arrays, shifts = paddle_static_arrays(raw.graph)
+        naming = "static"
+    if naming == "structured":
+        arrays = {paddle_to_torch_name(k): v for k, v in arrays.items()}
+    elif naming == "static":
+        table = static_name_table(model, list(arrays), str(raw.source))
+        arrays = rename(arrays, table)
+        if shifts:
+            arrays.update(unfold_batchnorm(model, rename(shifts, table), str(raw.source)))
+    elif naming != "torch":
+        raise WeightsError(f"{raw.source}: unknown naming {naming!r}")
+    return arrays
 
 
 def to_torch_state(raw: RawWeights, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Map ``raw`` onto ``model``'s state-dict names, unfold folded BatchNorm, check strictly."""
-    arrays = raw.arrays
-    if raw.naming == "structured":
-        arrays = {paddle_to_torch_name(k): v for k, v in arrays.items()}
-    elif raw.naming == "static":
-        table = static_name_table(model, list(arrays), str(raw.source))
-        arrays = rename(arrays, table)
-        if raw.folded_shifts:
-            shifts = rename(raw.folded_shifts, table)
-            arrays.update(_unfold_batchnorm(model, shifts, str(raw.source)))
-    elif raw.naming != "torch":
-        raise WeightsError(f"{raw.source}: unknown naming {raw.naming!r}")
-    return check_state_dict(arrays, model, raw.source)
+    """Map ``raw`` onto ``model`` with :func:`paddle_arrays`, then check strictly (:func:`check_state_dict`)."""
+    return check_state_dict(paddle_arrays(raw, model), model, raw.source)
 
 
 def check_state_dict(
@@ -214,7 +140,7 @@ def shift_batchnorm_state(norm_name: str, shift: np.ndarray) -> dict[str, np.nda
     }
 
 
-def _unfold_batchnorm(model: torch.nn.Module, shifts: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+def unfold_batchnorm(model: torch.nn.Module, shifts: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """BatchNorm parameters that make each BN compute ``x + shift`` (weights folded into convs)."""
     modules = dict(model.named_modules())
     convs = [n for n, m in modules.items() if isinstance(m, torch.nn.Conv2d)]
@@ -232,10 +158,18 @@ def _unfold_batchnorm(model: torch.nn.Module, shifts: dict[str, np.ndarray], sou
     return out
 
 
-def load_state_dict(path: str | Path, model_name: str) -> dict[str, torch.Tensor]:
-    """Read ``path`` (any supported format) as a complete, checked state dict for ``model_name``."""
-    from ..models.tinypose import TinyPose, get_spec
+def load_weights(path: str | Path, family: WeightFamily, model_name: str) -> dict[str, torch.Tensor]:
+    """Read ``path`` (any format ``family`` reads) as a complete, checked state dict for ``model_name``."""
+    spec = family.spec(model_name)
+    path = Path(path)
+    kind = detect_format(path)
+    if kind not in family.formats:
+        raise WeightsError(f"{path}: {family.title} weights are read from {', '.join(family.formats)}, not {kind}")
+    return state_for(read_weights(path), family, spec)
 
-    raw = read_weights(path)
-    check_variant(raw, model_name)
-    return to_torch_state(raw, TinyPose(get_spec(model_name)))
+
+def state_for(raw: RawWeights, family: WeightFamily, spec: Any) -> dict[str, torch.Tensor]:
+    """``raw`` as the checked state dict of ``spec``: declarations checked, names mapped by the family, strict check."""
+    check_declared(raw, family, spec)
+    model = family.build(spec)
+    return check_state_dict(family.filter_fn(raw, model, spec), model, raw.source)

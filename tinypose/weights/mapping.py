@@ -1,4 +1,4 @@
-"""Name maps between Paddle checkpoints and the torch :class:`~tinypose.models.TinyPose`.
+"""Name maps between Paddle checkpoints and torch models built in Paddle's module order (PP-TinyPose).
 
 Two Paddle namings exist. Training checkpoints (``.pdparams``) use *structured* names equal to
 ours except for BatchNorm statistics (``_mean``/``_variance`` vs ``running_mean``/``running_var``).
@@ -66,7 +66,7 @@ def static_name_table(model: nn.Module, static_names: list[str], source: str) ->
         if len(indices) != len(modules[kind]):
             raise WeightsError(
                 f"{source}: found {len(indices)} {kind} layers, the model has {len(modules[kind])}; "
-                "this is not a PP-TinyPose (LiteHRNet wider_naive) export"
+                f"this is not a {type(model).__name__} export"
             )
         suffixes = _CONV_SUFFIX if kind == "conv2d" else _BN_SUFFIX
         for module_name, index in zip(modules[kind], indices):

@@ -33,14 +33,13 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import yaml
 
 from .errors import WeightsError
-
-if TYPE_CHECKING:
-    from .loader import RawWeights
+from .raw import RawWeights
 
 __all__ = [
     "PaddleProgram",
@@ -363,8 +362,6 @@ def find_inference_files(path: str | Path) -> tuple[Path, Path]:
 
 
 def _read_config(folder: Path) -> tuple[Path | None, dict[str, Any]]:
-    import yaml
-
     for name in _CONFIG_NAMES:
         file = folder / name
         if file.is_file():
@@ -376,21 +373,8 @@ def _read_config(folder: Path) -> tuple[Path | None, dict[str, Any]]:
     return None, {}
 
 
-def _variant(
-    program: PaddleProgram, config_path: Path | None, config: dict[str, Any]
-) -> tuple[str | None, tuple[int, int] | None]:
-    """Model name and (height, width) input size that the export declares, cross-checked."""
-    from ..models.tinypose import get_spec
-
-    model_name = (config.get("Global") or {}).get("model_name")
-    if model_name is not None:
-        try:
-            model_name = get_spec(str(model_name)).name
-        except ValueError:
-            raise WeightsError(f"{config_path}: this export is a {model_name} model, not PP-TinyPose") from None
-    arch = config.get("arch")
-    if arch is not None and arch != "HRNet":
-        raise WeightsError(f"{config_path}: this export is a {arch} model, not PP-TinyPose (HRNet)")
+def _input_hw(program: PaddleProgram, config_path: Path | None, config: dict[str, Any]) -> tuple[int, int] | None:
+    """(height, width) input size that the export declares (config ``trainsize`` and feed shape), cross-checked."""
     sizes: dict[str, tuple[int, int]] = {}
     for step in config.get("Preprocess") or []:
         if isinstance(step, dict) and step.get("type") == "TopDownEvalAffine" and step.get("trainsize"):
@@ -401,20 +385,12 @@ def _variant(
             sizes[f"{program.path} (feed {name!r})"] = (int(shape[2]), int(shape[3]))
     if len(set(sizes.values())) > 1:
         raise WeightsError("inconsistent input sizes: " + ", ".join(f"{k}: {h}x{w}" for k, (h, w) in sizes.items()))
-    input_hw = next(iter(sizes.values()), None)
-    if model_name is not None and input_hw is not None:
-        spec = get_spec(model_name)
-        if input_hw != (spec.input_height, spec.input_width):
-            raise WeightsError(
-                f"{config_path}: says {model_name} but the program takes {input_hw[0]}x{input_hw[1]} inputs"
-            )
-    return model_name, input_hw
+    return next(iter(sizes.values()), None)
 
 
 def read_paddle_inference(path: str | Path) -> RawWeights:
-    """Read a Paddle/PaddleX inference model as static-named arrays, with its declared variant."""
-    from .loader import RawWeights
-
+    """Read a Paddle/PaddleX inference model as static-named arrays, with what its config declares
+    (``Global.model_name``, ``arch``) and its input size."""
     program_path, params_path = find_inference_files(path)
     program = read_program(program_path)
     if not program.parameters:
@@ -430,5 +406,15 @@ def read_paddle_inference(path: str | Path) -> RawWeights:
             )
         arrays[_DEEPCOPY.sub("", name)] = array
     config_path, config = _read_config(program_path.parent)
-    model_name, input_hw = _variant(program, config_path, config)
-    return RawWeights(params_path, "paddle_inference", arrays, "static", model_name=model_name, input_hw=input_hw)
+    model_name = (config.get("Global") or {}).get("model_name")
+    architecture = config.get("arch")
+    return RawWeights(
+        params_path,
+        "paddle_inference",
+        arrays,
+        "static",
+        model_name=None if model_name is None else str(model_name),
+        input_hw=_input_hw(program, config_path, config),
+        architecture=None if architecture is None else str(architecture),
+        declared_in=config_path,
+    )

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from ..files import atomic_write
 from .errors import WeightsError
-
-if TYPE_CHECKING:
-    from .loader import RawWeights
+from .raw import RawWeights
 
 __all__ = ["read_safetensors", "save_safetensors"]
 
@@ -22,8 +21,6 @@ def save_safetensors(
     state: dict[str, torch.Tensor], path: str | Path, model_name: str, metadata: dict[str, str] | None = None
 ) -> Path:
     """Write ``state`` to ``path`` atomically (temp file + rename) with ``model_name`` in the header."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     header = {"format": "pt", "model_name": model_name, **(metadata or {})}
     with atomic_write(path) as temporary:
@@ -32,11 +29,7 @@ def save_safetensors(
 
 
 def read_safetensors(path: str | Path) -> RawWeights:
-    """Read a safetensors file written by tinypose (or any torch-named TinyPose state dict)."""
-    from safetensors import SafetensorError, safe_open
-
-    from .loader import RawWeights
-
+    """Read a safetensors file written by tinypose (or any torch-named state dict)."""
     path = Path(path)
     try:
         with safe_open(str(path), framework="np") as file:
