@@ -34,7 +34,7 @@ SERVER_OPTIONS = (
     "max_queue=16",
     "max_body_mb=3",
     "max_megapixels=4",
-    "url_timeout=5",
+    "url_timeout=3",
     "request_timeout=300",
     "max_download_mb=1",
     "url_allow=[127.0.0.1]",
@@ -149,7 +149,7 @@ class ServeProcess:
 
 
 class ImageHost:
-    """Local HTTP server for image URLs: /photo.jpg, /slow.jpg (answers after 1.5 s), /hang (never
+    """Local HTTP server for image URLs: /photo.jpg, /slow.jpg (answers after 1 s), /hang (never
     answers), /big (2 MB), /page.html, /redirect-refused (302 to 127.0.0.2), /redirect-ok (302 to /photo.jpg)."""
 
     def __init__(self, photo: bytes) -> None:
@@ -171,7 +171,7 @@ class ImageHost:
                 if path == "/photo.jpg":
                     self._send(photo)
                 elif path == "/slow.jpg":
-                    time.sleep(1.5)
+                    time.sleep(1.0)
                     self._send(photo)
                 elif path == "/hang":
                     host.hanging.wait(30)

@@ -18,7 +18,7 @@ from .test_limits import png_bomb
 
 BAD_REQUESTS = 1000
 MAX_SECONDS = 60.0
-"""Bound on any single answer (a never-answering URL costs url_timeout=5 s; the rest is queueing
+"""Bound on any single answer (a never-answering URL costs url_timeout=3 s; the rest is queueing
 behind the model on a loaded 2-core machine)."""
 
 
@@ -68,7 +68,7 @@ def test_thousand_bad_requests(server: ServeProcess, client: Client, image_host:
     good_answers = []
     results = []
     with ThreadPoolExecutor(8) as pool:
-        hanging = [pool.submit(send, entry) for entry in hangs[:8]]  # a few at a time: each holds a slot 5 s
+        hanging = [pool.submit(send, entry) for entry in hangs[:8]]  # a few at a time: each holds a slot 3 s
         for start in range(0, len(plan), 100):
             results += list(pool.map(send, plan[start : start + 100]))
             good_answers.append(client.post(INFER, good))
