@@ -33,7 +33,7 @@ def parse_flag(value: Any, option: str) -> bool:
 
 
 def _number(cfg: Mapping[str, Any], key: str, kind: type, minimum: float | None = None) -> Any:
-    value = cfg.get(key)
+    value: Any = cfg.get(key)
     try:
         number = kind(value)
         if isinstance(value, bool) or (kind is int and float(value) != number):

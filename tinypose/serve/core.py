@@ -317,21 +317,24 @@ class KeypointService:
         if pipeline_slots:
             thresholds = [self._threshold(decoded[i].job) for i in pipeline_slots]
             lowest = None if any(t is None for t in thresholds) else min(t for t in thresholds if t is not None)
-            images = [decoded[i].image for i in pipeline_slots]
-            results = predict_images(self.pipeline, images, lowest)  # type: ignore[arg-type]
-            for slot, threshold, result in zip(pipeline_slots, thresholds, results):
+            posed = predict_images(self.pipeline, [self._image(decoded[i]) for i in pipeline_slots], lowest)
+            for slot, threshold, result in zip(pipeline_slots, thresholds, posed):
                 answers[slot] = self._pipeline_answer(decoded[slot].job, result, threshold, size)
         if boxes_slots:
-            images = [decoded[i].image for i in boxes_slots]
             boxes = [self._clipped(decoded[i]) for i in boxes_slots]
-            results = predict_on_boxes(self.pipeline, images, boxes)  # type: ignore[arg-type]
-            for slot, rows, result in zip(boxes_slots, boxes, results):
-                answers[slot] = self._boxes_answer(decoded[slot].job, rows, result, size)
+            given = predict_on_boxes(self.pipeline, [self._image(decoded[i]) for i in boxes_slots], boxes)
+            for slot, rows, pose in zip(boxes_slots, boxes, given):
+                answers[slot] = self._boxes_answer(decoded[slot].job, rows, pose, size)
         done = [a for a in answers if a is not None]
         assert len(done) == len(jobs), "every request of the batch is answered"
-        for index, item in enumerate(done):
-            item["batch_index"] = index
+        for index, reply in enumerate(done):
+            reply["batch_index"] = index
         return done
+
+    @staticmethod
+    def _image(item: _Decoded) -> np.ndarray:
+        assert item.image is not None
+        return item.image
 
     def _threshold(self, job: Job) -> float | None:
         return self.pipeline.det_threshold if job.det_threshold is None else float(job.det_threshold)

@@ -150,7 +150,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _json(exc.status_code, error_envelope(new_log_id(), exc.status_code, str(exc.detail)), exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return _json(exc.status_code, error_envelope(new_log_id(), exc.status_code, str(exc.detail)), headers)
 
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestError)
