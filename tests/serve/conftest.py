@@ -149,7 +149,8 @@ class ServeProcess:
 
 
 class ImageHost:
-    """Local HTTP server for image URLs: /photo.jpg, /slow.jpg (answers after 1 s), /hang (never
+    """Local HTTP server for image URLs: /photo.jpg, /slow.jpg (answers after 1 s), /held.jpg (answers once
+    ``release`` is set), /hang (never
     answers), /big (2 MB), /page.html, /redirect-refused (302 to 127.0.0.2), /redirect-ok (302 to /photo.jpg)."""
 
     def __init__(self, photo: bytes) -> None:
@@ -173,6 +174,9 @@ class ImageHost:
                 elif path == "/slow.jpg":
                     time.sleep(1.0)
                     self._send(photo)
+                elif path == "/held.jpg":
+                    host.release.wait(30)
+                    self._send(photo)
                 elif path == "/hang":
                     host.hanging.wait(30)
                 elif path == "/big":
@@ -189,6 +193,7 @@ class ImageHost:
                     self._send(b"missing", "text/plain", 404)
 
         self.hanging = threading.Event()
+        self.release = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
@@ -200,6 +205,7 @@ class ImageHost:
 
     def close(self) -> None:
         self.hanging.set()
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
