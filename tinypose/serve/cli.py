@@ -1,0 +1,135 @@
+"""What ``python serve.py`` does: check the options, then serve PaddleX's keypoint API with LitServe."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .core import BOXES_ENDPOINT, HEALTH_ENDPOINT, INFER_ENDPOINT, METRICS_ENDPOINT, Limits
+
+__all__ = ["parse_flag", "run_serve", "settings_from_config"]
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+_HOSTS = ("0.0.0.0", "127.0.0.1", "::")
+
+
+def parse_flag(value: Any, option: str) -> bool:
+    """A boolean option as YAML/Hydra spells it (true/false, yes/no, on/off, 1/0, any case); anything
+    else is refused with a one-line error naming the option. (The shared ``tinypose.options.parse_bool``
+    replaces this once it exists.)"""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SystemExit(f"error: {option}={value!r} is not a boolean (use true/false, yes/no, on/off or 1/0)")
+
+
+def _number(cfg: Mapping[str, Any], key: str, kind: type, minimum: float | None = None) -> Any:
+    value: Any = cfg.get(key)
+    try:
+        number = kind(value)
+        if isinstance(value, bool) or (kind is int and float(value) != number):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise SystemExit(f"error: {key}={value!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if minimum is not None and number < minimum:
+        raise SystemExit(f"error: {key}={value!r} must be >= {minimum:g}")
+    return number
+
+
+def _optional_path(cfg: Mapping[str, Any], key: str) -> str | None:
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if not Path(str(value)).exists():
+        raise SystemExit(f"error: {key}={value}: no such file or folder")
+    return str(value)
+
+
+def settings_from_config(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Limits]:
+    """Plain settings for the model processes and the request :class:`Limits`, every option checked."""
+    from ..detect import get_detector_spec
+    from ..models import get_spec
+
+    model_cfg = cfg["model"]
+    model = str(model_cfg["name"] if hasattr(model_cfg, "get") else model_cfg)
+    try:
+        get_spec(model)
+        detector = get_detector_spec(cfg.get("detector", "picodet_s_320_lcnet_pedestrian")).name
+    except (KeyError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    host = str(cfg.get("host"))
+    if host not in _HOSTS:
+        raise SystemExit(f"error: host={host!r}: LitServe listens on one of {', '.join(_HOSTS)}")
+    threshold = cfg.get("det_threshold")
+    allow = cfg.get("url_allow") or []
+    if isinstance(allow, str):
+        allow = [allow]
+    settings = {
+        "model": model,
+        "model_dir": _optional_path(cfg, "model_dir"),
+        "flip": parse_flag(cfg.get("flip", False), "flip"),
+        "detector": detector,
+        "detector_weights": _optional_path(cfg, "detector_weights"),
+        "det_threshold": None if threshold is None else _number(cfg, "det_threshold", float),
+        "device": None if cfg.get("device") is None else str(cfg.get("device")),
+        "backend": str(cfg.get("backend", "torch")),
+        "threads": None if cfg.get("threads") is None else _number(cfg, "threads", int, 1),
+        "draw_threshold": _number(cfg, "draw_threshold", float),
+        "visualize": parse_flag(cfg.get("visualize", True), "visualize"),
+        "host": host,
+        "port": _number(cfg, "port", int, 1024),
+        "workers": _number(cfg, "workers", int, 1),
+        "max_batch_size": _number(cfg, "max_batch_size", int, 1),
+        "batch_wait_ms": _number(cfg, "batch_wait_ms", float, 0),
+        "request_timeout": _number(cfg, "request_timeout", float, 1),
+        "shutdown_timeout": _number(cfg, "shutdown_timeout", float, 0),
+        "log_level": str(cfg.get("log_level", "info")),
+        "access_log": parse_flag(cfg.get("access_log", False), "access_log"),
+    }
+    if settings["port"] > 65535:
+        raise SystemExit(f"error: port={settings['port']} must be <= 65535")
+    try:
+        limits = Limits(
+            max_body_bytes=int(_number(cfg, "max_body_mb", float, 0) * 1024 * 1024),
+            max_pixels=int(_number(cfg, "max_megapixels", float, 0) * 1_000_000),
+            max_boxes=_number(cfg, "max_boxes", int, 0),
+            url_timeout_s=_number(cfg, "url_timeout", float, 0),
+            max_download_bytes=int(_number(cfg, "max_download_mb", float, 0) * 1024 * 1024),
+            max_redirects=_number(cfg, "max_redirects", int, 0),
+            url_allow=tuple(str(entry) for entry in allow),
+            max_queue=_number(cfg, "max_queue", int, 1),
+            retry_after_s=_number(cfg, "retry_after", int, 1),
+        )
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    settings["max_pixels"] = limits.max_pixels
+    return settings, limits
+
+
+def run_serve(cfg: Mapping[str, Any]) -> None:
+    """Serve until stopped (SIGTERM/Ctrl+C drain first); exits with a one-line error on bad options."""
+    settings, limits = settings_from_config(cfg)
+    if settings["model_dir"] is None and os.environ.get("TINYPOSE_WEIGHTS_DIR") is None:
+        print("default weights: $TINYPOSE_WEIGHTS_DIR unset, using (or downloading into) ~/.cache/tinypose")
+    from .litserve_app import run_server
+
+    shown = "127.0.0.1" if settings["host"] == "0.0.0.0" else settings["host"]
+    print(
+        f"tinypose serve: {settings['model']} + {settings['detector']} on http://{shown}:{settings['port']} "
+        f"(POST {INFER_ENDPOINT}, POST {BOXES_ENDPOINT}, GET {HEALTH_ENDPOINT}, GET {METRICS_ENDPOINT}); "
+        f"batches of up to {settings['max_batch_size']} within {settings['batch_wait_ms']:g} ms",
+        flush=True,
+    )
+    try:
+        run_server(settings, limits)
+    except RuntimeError as error:
+        raise SystemExit(f"error: the service did not start: {error} (see the log above)") from None

@@ -1,0 +1,292 @@
+"""The HTTP side of the service on any FastAPI app: routes, PaddleX's error envelopes, admission, metrics.
+
+Engine-agnostic: :func:`endpoints` builds the route handlers around one ``submit(job) -> answer``
+coroutine that the engine provides (LitServe's queue to its batching worker here; ``@serve.batch``
+on Ray Serve), :func:`install_error_handlers` makes every error PaddleX's envelope (422 for a body
+that does not match the schema, with PaddleX's exact ``errorMsg``; never a stack trace or a path),
+and :class:`AdmissionMiddleware` bounds what is accepted: the body size, the number of requests
+inside the service (queued or running; one more is answered 503 with ``Retry-After`` without
+reading its body) and, while draining for shutdown, every new request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .core import (
+    BOXES_ENDPOINT,
+    HEALTH_ENDPOINT,
+    INFER_ENDPOINT,
+    METRICS_ENDPOINT,
+    BoxesRequest,
+    InferRequest,
+    Job,
+    Limits,
+    RequestError,
+    decode_base64,
+    error_envelope,
+    inspect_image,
+    is_url,
+    new_log_id,
+    parse_request_boxes,
+)
+from .fetch import fetch_image
+
+__all__ = [
+    "API_PATHS",
+    "AdmissionMiddleware",
+    "Gate",
+    "Metrics",
+    "Submit",
+    "endpoints",
+    "install_error_handlers",
+]
+
+log = logging.getLogger("tinypose.serve")
+
+API_PATHS = frozenset({INFER_ENDPOINT, BOXES_ENDPOINT})
+Submit = Callable[[Job], Awaitable[dict[str, Any]]]
+"""The engine's part: run one :class:`~tinypose.serve.core.Job` (batched with others) and return its answer."""
+
+
+class Gate:
+    """Requests inside the service and the draining flag, in shared memory so that the process that
+    handles signals can drain the HTTP processes it started (``multiprocessing.Value``; works alone too)."""
+
+    def __init__(self) -> None:
+        self.in_flight = multiprocessing.Value("i", 0)
+        self.draining = multiprocessing.Value("b", 0)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no request is inside, or ``timeout`` seconds; True when idle."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight.value > 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+
+class Metrics:
+    """Prometheus metrics of one HTTP process: requests by endpoint and status, latency, batch sizes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tinypose_requests", "HTTP requests answered", ["endpoint", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "tinypose_request_seconds",
+            "Time from receiving a request to its answer",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "tinypose_batch_size",
+            "Requests per model batch",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+            registry=self.registry,
+        )
+        self.batched_requests = Counter(
+            "tinypose_batched_requests", "Requests that reached the model", registry=self.registry
+        )
+        self.in_flight = Gauge("tinypose_in_flight", "Requests inside the service", registry=self.registry)
+
+    def observe_answer(self, answer: dict[str, Any]) -> None:
+        """Count a request that reached the model, and its batch once (through the batch's first request)."""
+        if int(answer.get("batch_size", 0)) > 0:
+            self.batched_requests.inc()
+            if answer.get("batch_index") == 0:
+                self.batch_size.observe(int(answer["batch_size"]))
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(content=jsonable_encoder(body), status_code=status, headers=headers)
+
+
+def _loc_to_dot_sep(loc: tuple[str | int, ...]) -> str:
+    """PaddleX's rendering of a pydantic error location: ``body.image``, ``body.boxes[0]``."""
+    path = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, str):
+            path += ("." if index > 0 else "") + part
+        else:
+            path += f"[{part}]"
+    return path
+
+
+def _log_id_of(body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("logId"), str):
+        return body["logId"]
+    return new_log_id()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """PaddleX's exception handlers: 422 with ``errorMsg`` = JSON list of ``{type, loc, msg}``,
+    HTTP errors with their status and detail, anything else 500 "Internal server error"."""
+
+    async def validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [{"type": e["type"], "loc": _loc_to_dot_sep(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return _json(422, error_envelope(_log_id_of(exc.body), 422, json.dumps(errors)))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers) if exc.headers else None
+        return _json(exc.status_code, error_envelope(new_log_id(), exc.status_code, str(exc.detail)), headers)
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestError)
+        return _json(exc.status, error_envelope(new_log_id(), exc.status, exc.message))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error in %s", request.url.path)
+        return _json(500, error_envelope(new_log_id(), 500, "Internal server error"))
+
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestError, refused)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class AdmissionMiddleware:
+    """Pure ASGI middleware on the API paths: draining -> 503, full -> 503 + ``Retry-After`` (the body
+    is never read), ``Content-Length`` over the limit -> 413, a longer streamed body -> 413."""
+
+    def __init__(self, app: ASGIApp, limits: Limits, gate: Gate, metrics: Metrics) -> None:
+        self.app = app
+        self.limits = limits
+        self.gate = gate
+        self.metrics = metrics
+
+    async def _refuse(self, send: Send, path: str, status: int, message: str, retry: bool) -> None:
+        headers = {"Retry-After": str(self.limits.retry_after_s)} if retry else None
+        response = _json(status, error_envelope(new_log_id(), status, message), headers)
+        self.metrics.requests.labels(path, str(status)).inc()
+        await response({"type": "http"}, _no_receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path not in API_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.gate.draining.value:
+            await self._refuse(send, path, 503, "the service is shutting down", retry=True)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
+            await self._refuse(
+                send,
+                path,
+                413,
+                f"request body of {int(length):,} bytes is over the limit of {self.limits.max_body_bytes:,}",
+                False,
+            )
+            return
+        with self.gate.in_flight.get_lock():
+            full = self.gate.in_flight.value >= self.limits.max_queue
+            if not full:
+                self.gate.in_flight.value += 1
+        if full:
+            await self._refuse(
+                send, path, 503, f"the service is busy ({self.limits.max_queue} requests queued); retry", True
+            )
+            return
+        self.metrics.in_flight.inc()
+        received = 0
+        status = 500
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limits.max_body_bytes:
+                raise HTTPException(413, f"request body is over the limit of {self.limits.max_body_bytes:,} bytes")
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        finally:
+            with self.gate.in_flight.get_lock():
+                self.gate.in_flight.value -= 1
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def endpoints(
+    submit: Submit,
+    limits: Limits,
+    metrics: Metrics,
+    default_visualize: bool,
+    ready: Callable[[], bool],
+    gate: Gate,
+) -> list[tuple[str, Callable[..., Awaitable[Response]], list[str]]]:
+    """``(path, handler, methods)`` for every route of the service, to add to a FastAPI app."""
+
+    async def load(image: str) -> bytes:
+        data = await fetch_image(image, limits) if is_url(image) else decode_base64(image)
+        inspect_image(data, limits.max_pixels)  # refused here, before the queue, when not an image or too large
+        return data
+
+    async def finish(job: Job) -> Response:
+        answer = await submit(job)
+        metrics.observe_answer(answer)
+        return _json(answer["status"], answer["body"])
+
+    async def infer(request: InferRequest) -> Response:
+        visualize = default_visualize if request.visualize is None else request.visualize
+        job = Job("pipeline", await load(request.image), visualize, det_threshold=request.detThreshold)
+        return await finish(job)
+
+    async def on_boxes(request: BoxesRequest) -> Response:
+        boxes = parse_request_boxes(request.boxes, limits.max_boxes)
+        visualize = default_visualize if request.visualize is None else request.visualize
+        job = Job("boxes", await load(request.image), visualize, boxes=boxes)
+        return await finish(job)
+
+    async def health() -> Response:
+        if gate.draining.value:
+            return _json(503, error_envelope(new_log_id(), 503, "the service is shutting down"))
+        if not ready():
+            return _json(503, error_envelope(new_log_id(), 503, "the models are loading"))
+        return _json(200, error_envelope(new_log_id(), 0, "Healthy"))
+
+    async def prometheus() -> Response:
+        return metrics.render()
+
+    return [
+        (INFER_ENDPOINT, infer, ["POST"]),
+        (BOXES_ENDPOINT, on_boxes, ["POST"]),
+        (HEALTH_ENDPOINT, health, ["GET"]),
+        (METRICS_ENDPOINT, prometheus, ["GET"]),
+    ]
