@@ -194,9 +194,17 @@ def test_not_an_image_shows_the_error_message(page: Page, tmp_path: Path) -> Non
     page.upload(big)
     page.wait(lambda: page.text("error").startswith("noise.png:"), RESULT_TIMEOUT, "the error of the large file")
     assert re.fullmatch(
-        r"noise\.png: noise\.png makes a request of 4\.\d MB \(base64\), over this service's limit of 3\.0 MB\.",
+        r"noise\.png: the photo would be 4\.\d MB in base64, over this service's limit of 3\.0 MB per request; "
+        r"nothing was sent\.",
         page.text("error"),
     ), page.text("error")
+    # a "video" the browser cannot decode: its own message, not the service's
+    clip = tmp_path / "clip.mp4"
+    clip.write_text("not a video either\n")
+    page.upload(clip)
+    page.wait(lambda: page.text("error").startswith("clip.mp4:"), RESULT_TIMEOUT, "the error of the broken video")
+    assert page.text("error").startswith("clip.mp4: the browser cannot decode this video"), page.text("error")
+    assert page.text("status") == "clip.mp4: no result."
 
 
 def test_keyboard_alone(page: Page, demo_7: Path, tmp_path: Path) -> None:

@@ -147,8 +147,7 @@ def run_serve(cfg: Mapping[str, Any]) -> None:
         print("default weights: $TINYPOSE_WEIGHTS_DIR unset, using (or downloading into) ~/.cache/tinypose")
     from .litserve_app import run_server
 
-    shown = "127.0.0.1" if settings["host"] == "0.0.0.0" else settings["host"]
-    shown = f"[{shown}]" if ":" in shown else shown
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings["host"], settings["host"])  # where to open it
     models = " / ".join(name for name, _ in settings["models"])
     print(
         f"tinypose serve: {models} + {settings['detector']} on http://{shown}:{settings['port']} "

@@ -171,8 +171,8 @@
   function checkSize(base64Length, what) {
     const limit = info && info.maxBodyBytes;
     if (limit && base64Length + 200 > limit) {
-      throw new Error(
-        `${what} makes a request of ${bytes(base64Length)} (base64), over this service's limit of ${bytes(limit)}.`);
+      throw new Error(`${what} would be ${bytes(base64Length)} in base64, ` +
+        `over this service's limit of ${bytes(limit)} per request; nothing was sent.`);
     }
   }
 
@@ -198,6 +198,10 @@
     const frame = frames[position];
     if (!frame) return;
     ui.result.hidden = false;
+    ui.drawing.onload = () => {
+      fitDrawing();
+      drawLabels(frame.persons, ui.drawing.naturalWidth, ui.drawing.naturalHeight);
+    };
     ui.drawing.src = `data:image/jpeg;base64,${frame.image}`;
     const count = frame.persons.length;
     const where = frame.time === null ? current.name : `${current.name} at ${frame.time.toFixed(2)} s`;
@@ -212,10 +216,6 @@
       none.textContent = "No one above the detection threshold.";
       ui.persons.append(none);
     }
-    ui.drawing.onload = () => {
-      fitDrawing();
-      drawLabels(frame.persons, ui.drawing.naturalWidth, ui.drawing.naturalHeight);
-    };
     if (frames.length > 1 || frame.time !== null) {
       ui.frameNav.hidden = false;
       ui.frame.max = String(frames.length - 1);
@@ -320,7 +320,7 @@
     const started = performance.now();
     progress(0, `Reading ${file.name} (${bytes(file.size)})…`);
     const image = await readBase64(file, signal, (done, total) => progress(0.1 * done / total, `Reading ${file.name}…`));
-    checkSize(image.length, file.name);
+    checkSize(image.length, "the photo");
     const body = await postJson(INFER, { image, ...chosen }, signal, (done, total) => {
       if (done < total) progress(0.1 + 0.8 * done / total, `Sending ${bytes(done)} of ${bytes(total)}…`);
       else progress(null, `Waiting for the service (${modelName(chosen)})…`);
@@ -336,7 +336,7 @@
 
   // ---- a video: frames taken here, one request each ---------------------------------------------
 
-  function once(target, name, signal, timeoutMs, what) {
+  function once(target, name, signal, timeoutMs) {
     return new Promise((resolve, reject) => {
       const done = (callback) => (event) => {
         target.removeEventListener(name, onEvent);
@@ -346,10 +346,10 @@
         callback(event);
       };
       const onEvent = done(resolve);
-      const onError = done(() => reject(new Error(`${what}: the browser cannot decode this video` +
+      const onError = done(() => reject(new Error("the browser cannot decode this video" +
         `${target.error && target.error.message ? ` (${target.error.message})` : ""}.`)));
       const onAbort = done(() => reject(abortError()));
-      const timer = setTimeout(done(() => reject(new Error(`${what}: no answer from the video decoder in ${timeoutMs / 1000} s.`))), timeoutMs);
+      const timer = setTimeout(done(() => reject(new Error(`no answer from the video decoder in ${timeoutMs / 1000} s.`))), timeoutMs);
       target.addEventListener(name, onEvent);
       target.addEventListener("error", onError);
       signal.addEventListener("abort", onAbort);
@@ -376,10 +376,11 @@
     video.preload = "auto";
     try {
       progress(null, `Opening ${file.name}…`);
-      const opened = once(video, "loadeddata", signal, 30000, file.name);
+      const opened = once(video, "loadeddata", signal, 30000);
       video.src = url;
       await opened;
-      if (!video.videoWidth || !Number.isFinite(video.duration)) throw new Error(`${file.name}: the browser found no video frames in it.`);
+      if (!video.videoWidth) throw new Error("the browser found no video picture in it.");
+      if (!Number.isFinite(video.duration)) throw new Error("the browser cannot tell how long it is (a live or unfinished recording?).");
       const fps = Number(ui.fps.value);
       const times = frameTimes(video.duration, fps);
       const scale = Math.min(1, MAX_FRAME_SIDE / Math.max(video.videoWidth, video.videoHeight),
@@ -392,12 +393,12 @@
       const capped = times.length === MAX_FRAMES && (MAX_FRAMES / fps) < video.duration - 1e-3;
       for (const [index, time] of times.entries()) {
         progress(index / times.length, `Frame ${index + 1} of ${times.length} (${time.toFixed(2)} s)…`);
-        const seeked = once(video, "seeked", signal, 30000, file.name);
+        const seeked = once(video, "seeked", signal, 30000);
         video.currentTime = time;
         await seeked;
         context.drawImage(video, 0, 0, canvas.width, canvas.height);
         const image = await jpegBase64(canvas, signal);
-        checkSize(image.length, `A frame of ${file.name}`);
+        checkSize(image.length, `frame ${index + 1}`);
         const body = await postJson(INFER, { image, ...chosen }, signal);
         frames.push({ index, time, logId: body.logId, persons: body.result.persons, image: body.result.image });
         showFrame(frames.length - 1);
@@ -443,7 +444,9 @@
             : `Cancelled: ${file.name} was not analysed.`);
         }
       } else {
-        announce(`${file.name}: no result.`);
+        announce(frames.length
+          ? `${file.name}: stopped after ${plural(frames.length, "frame")} (shown below) by an error.`
+          : `${file.name}: no result.`);
         showError(`${file.name}: ${describe(error)}`);
       }
     } finally {
