@@ -12,7 +12,8 @@ Everything a serving engine needs except the engine itself, so that the LitServe
 * :func:`image_bytes` (base64 or a guarded URL fetch), :func:`inspect_image` (format and pixel count
   from the header, before anything is decoded) and :func:`decode_job`;
 * :class:`KeypointService`: the models, and :meth:`KeypointService.run` that answers a whole batch of
-  requests with one detector forward and one pose forward, each answer independent of its batch.
+  requests with one detector forward and one pose forward, each answer independent of its batch;
+  :func:`build_service` makes it from plain settings in every engine's model process.
 
 A request travels as a :class:`Job` (small and picklable: the file bytes, not the decoded image) from
 the HTTP side to the model side, and comes back as a plain dict (:func:`answer`).
@@ -38,9 +39,9 @@ from pydantic import BaseModel
 
 from .._version import __version__
 from ..boxes import parse_boxes
-from ..detect import PersonDetector
+from ..detect import PersonDetector, create_detector
 from ..images import InputError, decode_image_bytes
-from ..pipeline import KeypointPipeline, PipelineResult, clip_boxes
+from ..pipeline import KeypointPipeline, PipelineResult, clip_boxes, create_pipeline
 from ..predict import KeypointResult
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "RequestError",
     "ServiceInfo",
     "answer",
+    "build_service",
     "decode_job",
     "error_envelope",
     "inspect_image",
@@ -461,3 +463,31 @@ def _result(persons: list[dict[str, Any]], image: str | None) -> dict[str, Any]:
     """PaddleX's ``InferResult``; ``image`` is left out when there is none (PaddleX serializes with
     ``response_model_exclude_none=True``)."""
     return {"persons": persons} if image is None else {"persons": persons, "image": image}
+
+
+def build_service(settings: Mapping[str, Any]) -> KeypointService:
+    """The models, loaded, from plain settings (:func:`tinypose.serve.cli.settings_from_config`): one
+    pipeline per pose model of ``settings["models"]``, all sharing one detector; every engine's model
+    process calls this once."""
+    weights = settings.get("detector_weights")
+    detector = OneImageDetector(
+        create_detector(
+            settings["detector"], True if weights is None else weights, device=settings.get("device"), threshold=None
+        )
+    )
+    pipelines = [
+        create_pipeline(
+            pose_model=model,
+            pose_model_dir=model_dir,
+            flip=bool(settings.get("flip", False)),
+            detector=detector,
+            det_threshold=settings.get("det_threshold"),
+            device=settings.get("device"),
+            backend=settings.get("backend", "torch"),
+            batch_size=int(settings.get("max_batch_size", 1)),
+            draw_threshold=float(settings.get("draw_threshold", 0.3)),
+            smoothing=False,
+        )
+        for model, model_dir in settings["models"]
+    ]
+    return KeypointService(pipelines, int(settings["max_pixels"]))

@@ -30,7 +30,17 @@ from litserve.loops.simple_loops import BatchedLoop
 from litserve.specs.base import LitSpec
 from litserve.utils import LitAPIStatus, ResponseBufferItem, WorkerSetupStatus
 
-from .core import INFER_ENDPOINT, PAGE_ENDPOINT, Job, KeypointService, Limits, ServiceInfo, answer, error_envelope
+from .core import (
+    INFER_ENDPOINT,
+    PAGE_ENDPOINT,
+    Job,
+    KeypointService,
+    Limits,
+    ServiceInfo,
+    answer,
+    build_service,
+    error_envelope,
+)
 from .http import AdmissionMiddleware, Gate, Metrics, endpoints, install_error_handlers
 
 __all__ = ["KeypointLitAPI", "PaddleXSpec", "build_server", "run_server"]
@@ -115,37 +125,6 @@ class WakeOnRequestLoop(BatchedLoop):
         return payloads, timed_out
 
 
-def _build_service(settings: dict[str, Any]) -> KeypointService:
-    """The pipelines (models loaded: one per pose model, sharing the detector) from plain settings;
-    runs in each model process."""
-    from ..detect import create_detector
-    from ..pipeline import create_pipeline
-    from .core import OneImageDetector
-
-    weights = settings.get("detector_weights")
-    detector = OneImageDetector(
-        create_detector(
-            settings["detector"], True if weights is None else weights, device=settings.get("device"), threshold=None
-        )
-    )
-    pipelines = [
-        create_pipeline(
-            pose_model=model,
-            pose_model_dir=model_dir,
-            flip=bool(settings.get("flip", False)),
-            detector=detector,
-            det_threshold=settings.get("det_threshold"),
-            device=settings.get("device"),
-            backend=settings.get("backend", "torch"),
-            batch_size=int(settings.get("max_batch_size", 1)),
-            draw_threshold=float(settings.get("draw_threshold", 0.3)),
-            smoothing=False,
-        )
-        for model, model_dir in settings["models"]
-    ]
-    return KeypointService(pipelines, int(settings["max_pixels"]))
-
-
 class KeypointLitAPI(ls.LitAPI):
     """LitServe's model side: decodes and answers a batch of :class:`~tinypose.serve.core.Job` at once."""
 
@@ -166,7 +145,7 @@ class KeypointLitAPI(ls.LitAPI):
             import torch  # already loaded by the pipeline; here only to set the thread count first
 
             torch.set_num_threads(int(threads))
-        self.service = _build_service(self.settings)
+        self.service = build_service(self.settings)
 
     def decode_request(self, request: Any, **kwargs: Any) -> Any:
         return request  # decoded inside KeypointService.run, where a bad file fails only its own request
