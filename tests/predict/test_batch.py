@@ -67,3 +67,25 @@ def test_bad_arguments_name_the_problem(predictors: dict[bool, KeypointPredictor
         predictor.predict_batch(photos, boxes=[None, [[10, 10, 5, 20]]], input_paths=["a.jpg", "b.jpg"])
     with pytest.raises(ValueError, match=r"image 1: array of shape \(4, 4, 2\) is not an image"):
         predictor.predict_batch([photos[0], np.zeros((4, 4, 2), np.uint8)])
+
+
+def test_flip_per_call_is_the_flip_predictor(
+    predictors: dict[bool, KeypointPredictor], photos: list[np.ndarray]
+) -> None:
+    """``predict_batch(flip=...)`` gives exactly what a predictor built with that flip gives (the service
+    takes flip per request); ``None`` keeps the predictor's own setting."""
+    boxes = [[[10.0, 20.0, 200.0, 300.0, 0.9]], [[5, 5, 100, 120]]]
+    for own in (False, True):
+        for asked in (False, True):
+            ours = predictors[own].predict_batch(photos, boxes=boxes, flip=asked)
+            reference = predictors[asked].predict_batch(photos, boxes=boxes)
+            for mine, theirs in zip(ours, reference):
+                np.testing.assert_array_equal(mine["kpts"][0]["keypoints"], theirs["kpts"][0]["keypoints"])
+        kept = predictors[own].predict_batch(photos, boxes=boxes)
+        np.testing.assert_array_equal(
+            kept[0]["kpts"][0]["keypoints"],
+            predictors[own].predict_batch(photos, boxes=boxes, flip=own)[0]["kpts"][0]["keypoints"],
+        )
+    flipped = predictors[False].predict_batch(photos, boxes=boxes, flip=True)[0]["kpts"][0]["keypoints"]
+    plain = predictors[False].predict_batch(photos, boxes=boxes)[0]["kpts"][0]["keypoints"]
+    assert not np.array_equal(flipped, plain), "the flip test changes the answer"

@@ -1,4 +1,5 @@
-"""A real ``python serve.py`` on a free loopback port, a local image host for URL inputs, and an HTTP client.
+"""A real ``python serve.py`` on a free loopback port, a local image host for URL inputs, an HTTP client,
+and a real headless Chromium (Debian's ``chromium`` + ``chromium-driver`` through Selenium) for the page.
 
 Nothing is mocked: the server is the command users run (LitServe, its model process, uvicorn), with
 the real weights from ../shared and small limits so that every limit can be reached cheaply. The
@@ -12,6 +13,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -244,3 +246,51 @@ def server(openvino_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 @pytest.fixture(scope="session")
 def client(server: ServeProcess) -> Client:
     return server.client
+
+
+@pytest.fixture(scope="session")
+def two_model_server(openvino_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """``python serve.py`` with both pose models loaded (``extra_models``): a request's ``model`` picks one."""
+    weights = openvino_dir / "tinypose_256x192" / "model.xml"
+    options = (*SERVER_OPTIONS, f"extra_models={{PP-TinyPose_256x192: {weights}}}")
+    process = ServeProcess(openvino_dir, options, tmp_path_factory.mktemp("serve2") / "serve.log")
+    yield process
+    code = process.stop()
+    assert code == 0, f"serve.py exited with {code} after SIGTERM:\n{process.log_path.read_text()[-3000:]}"
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",  # the tests run as root in CI
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by its own chromedriver through Selenium: both paths given
+    explicitly, so Selenium Manager never runs and nothing is downloaded; a new empty profile."""
+    pytest.importorskip("selenium", reason="needs selenium (pip install -e '.[dev]')")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if chromium is None or driver_path is None:
+        pytest.skip("needs Chromium and its driver (Debian: apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1100,1300")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()

@@ -237,7 +237,10 @@ def test_paddlex_accepts_answers_and_gives_the_same_422s(client: Client, photos:
             client.post(BOXES, {"image": image, "boxes": [[90, 78, 152, 262]]})[2],
         ],
         "error": [client.post(INFER, {"image": "aGVsbG8="})[2], client.get("/health")[2]] + [a[2] for a in answers],
-        "request": [{"image": image, "detThreshold": 0.4, "visualize": False}],
+        "request": [
+            {"image": image, "detThreshold": 0.4, "visualize": False},
+            {"image": image, "flip": True, "model": "PP-TinyPose_128x96"},  # ours beyond PaddleX: ignored there
+        ],
         "malformed": [body.decode() for body in MALFORMED],
         "malformed_answers": [(status, body) for status, _, body in answers],
     }

@@ -181,13 +181,15 @@ class KeypointPipeline:
         images: Sequence[np.ndarray],
         det_threshold: float | None = _DEFAULT,
         input_paths: Sequence[str | None] | None = None,
+        flip: bool | None = None,
     ) -> list[PipelineResult]:
         """People and their keypoints in images already decoded: one :class:`PipelineResult` per image.
 
         ``images``: BGR uint8 ``[H, W, 3]`` arrays (as ``cv2.imread`` gives them). One detector forward
         over all images, one pose forward over all their people; no tracking (that is for video
-        streams, :meth:`predict`). ``det_threshold`` overrides the pipeline's for this call;
-        ``input_paths`` is what each result's ``input_path`` says (``None`` by default).
+        streams, :meth:`predict`). ``det_threshold`` overrides the pipeline's for this call, and
+        ``flip`` the pose predictor's flip test (``None``: its own setting); ``input_paths`` is what
+        each result's ``input_path`` says (``None`` by default).
         """
         threshold = self.det_threshold if det_threshold is _DEFAULT else det_threshold
         count = len(images)
@@ -196,16 +198,21 @@ class KeypointPipeline:
             raise ValueError(f"input_paths has {len(paths)} entries for {count} images")
         names = [path if path is not None else f"image {index}" for index, path in enumerate(paths)]
         arrays = [to_bgr8(image, name) for image, name in zip(images, names)]
-        return self._pose_people(arrays, threshold, paths, names)[0]
+        return self._pose_people(arrays, threshold, paths, names, flip)[0]
 
     def _pose_people(
-        self, images: list[np.ndarray], threshold: float | None, paths: list[str | None], names: list[str]
+        self,
+        images: list[np.ndarray],
+        threshold: float | None,
+        paths: list[str | None],
+        names: list[str],
+        flip: bool | None = None,
     ) -> tuple[list[PipelineResult], list[np.ndarray]]:
         """Detect, clip, pose (:meth:`KeypointPredictor.predict_batch`); the results and the boxes used."""
         detections = self.detect(images, threshold, names)
         if self.clip:
             detections = [clip_boxes(d, img.shape[1], img.shape[0]) for d, img in zip(detections, images)]
-        posed = self.pose.predict_batch(images, boxes=detections, input_paths=paths)
+        posed = self.pose.predict_batch(images, boxes=detections, input_paths=paths, flip=flip)
         return [PipelineResult.from_pose(result) for result in posed], detections
 
     def predict(

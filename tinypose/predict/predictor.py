@@ -153,6 +153,7 @@ class KeypointPredictor:
         images: Sequence[np.ndarray],
         boxes: Sequence[Any] | None = None,
         input_paths: Sequence[str | None] | None = None,
+        flip: bool | None = None,
     ) -> list[KeypointResult]:
         """Keypoints of images already decoded: one :class:`KeypointResult` per image, in order.
 
@@ -161,8 +162,9 @@ class KeypointPredictor:
         whole image is one person) or one entry per image: its person boxes as an ``[M, 4|5]``
         array/list or PaddleX detection dicts (:func:`tinypose.boxes.parse_boxes`; ``None`` or an
         empty entry: no people). ``input_paths``: what each result's ``input_path`` says (``None``
-        by default). All crops of all images, and their mirrored twins when flipping, go through one
-        forward; nothing is read from files and no thread is started.
+        by default). ``flip``: the flip test for this call (``None``: the predictor's :attr:`flip`; the
+        service takes it per request). All crops of all images, and their mirrored twins when flipping,
+        go through one forward; nothing is read from files and no thread is started.
         """
         count = len(images)
         paths: list[str | None] = list(input_paths) if input_paths is not None else [None] * count
@@ -178,7 +180,7 @@ class KeypointPredictor:
             parsed = [parse_boxes(entry, name) for entry, name in zip(entries, names)]
         return [
             self._result(image, persons, path)
-            for image, persons, path in zip(arrays, self._people(arrays, parsed), paths)
+            for image, persons, path in zip(arrays, self._people(arrays, parsed, flip), paths)
         ]
 
     def _box_provider(self, inputs: Any, boxes: BoxesArg) -> Callable[[int, InputItem], np.ndarray | None]:
@@ -212,9 +214,12 @@ class KeypointPredictor:
         batch = torch.from_numpy(np.stack(crops_bgr)).flip(-1).permute(0, 3, 1, 2).float().contiguous()
         return batch.mul_(self._alpha).add_(self._beta)
 
-    def run_crops(self, batch: torch.Tensor, centers: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Forward normalized crops (with their mirrored twins in the same call when flipping) and decode."""
-        heatmaps, flipped = forward_with_flip(self.backend, batch, self.flip)
+    def run_crops(
+        self, batch: torch.Tensor, centers: np.ndarray, scales: np.ndarray, flip: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Forward normalized crops (with their mirrored twins in the same call when flipping) and decode;
+        ``flip`` ``None`` is the predictor's :attr:`flip`."""
+        heatmaps, flipped = forward_with_flip(self.backend, batch, self.flip if flip is None else bool(flip))
         return self.codec.decode(heatmaps.numpy(), centers, scales, None if flipped is None else flipped.numpy())
 
     def person_result(self, keypoints: np.ndarray, kpt_score: float, box: np.ndarray | None) -> dict[str, Any]:
@@ -232,7 +237,9 @@ class KeypointPredictor:
         person["kpt_score"] = float(kpt_score)
         return person
 
-    def _people(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None]) -> list[list[dict[str, Any]]]:
+    def _people(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None], flip: bool | None = None
+    ) -> list[list[dict[str, Any]]]:
         """Per image, its people (:meth:`person_result`): every crop of every image in one forward."""
         crops, centers, scales = [], [], []
         owners: list[tuple[int, np.ndarray | None]] = []
@@ -249,7 +256,7 @@ class KeypointPredictor:
                 owners.append((slot, row))
         people: list[list[dict[str, Any]]] = [[] for _ in images]
         if crops:
-            keypoints, kpt_scores = self.run_crops(self.preprocess(crops), np.stack(centers), np.stack(scales))
+            keypoints, kpt_scores = self.run_crops(self.preprocess(crops), np.stack(centers), np.stack(scales), flip)
             for person, (slot, box) in enumerate(owners):
                 people[slot].append(self.person_result(keypoints[person], kpt_scores[person], box))
         return people

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .core import BOXES_ENDPOINT, HEALTH_ENDPOINT, INFER_ENDPOINT, METRICS_ENDPOINT, Limits
+from .core import BOXES_ENDPOINT, HEALTH_ENDPOINT, INFER_ENDPOINT, INFO_ENDPOINT, METRICS_ENDPOINT, Limits
 
 __all__ = ["parse_flag", "run_serve", "settings_from_config"]
 
@@ -54,15 +54,38 @@ def _optional_path(cfg: Mapping[str, Any], key: str) -> str | None:
     return str(value)
 
 
+def _extra_models(cfg: Mapping[str, Any], model: str) -> list[tuple[str, str | None]]:
+    """``extra_models``: pose models loaded beside ``model``, as a list of names (default weights) or a
+    mapping of name to weights (null: default weights); ``(name, weights)`` pairs, each model once."""
+    from ..models import get_spec
+
+    value: Any = cfg.get("extra_models") or []
+    if isinstance(value, str):
+        value = [value]
+    entries = list(value.items()) if hasattr(value, "items") else [(entry, None) for entry in value]
+    found: list[tuple[str, str | None]] = []
+    for name, weights in entries:
+        try:
+            spec_name = get_spec(str(name)).name
+        except ValueError as error:
+            raise SystemExit(f"error: extra_models: {error}") from None
+        if spec_name in (model, *(loaded for loaded, _ in found)):
+            raise SystemExit(f"error: extra_models: {spec_name} is loaded already (model={model})")
+        if weights is not None and not Path(str(weights)).exists():
+            raise SystemExit(f"error: extra_models: {spec_name}={weights}: no such file or folder")
+        found.append((spec_name, None if weights is None else str(weights)))
+    return found
+
+
 def settings_from_config(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Limits]:
-    """Plain settings for the model processes and the request :class:`Limits`, every option checked."""
+    """Plain settings for the model processes and the request :class:`Limits`, every option checked.
+    ``models``: ``(pose model name, weights or None)`` of every pose model to load, ``model`` first."""
     from ..detect import get_detector_spec
     from ..models import get_spec
 
     model_cfg = cfg["model"]
-    model = str(model_cfg["name"] if hasattr(model_cfg, "get") else model_cfg)
     try:
-        get_spec(model)
+        model = get_spec(str(model_cfg["name"] if hasattr(model_cfg, "get") else model_cfg)).name
         detector = get_detector_spec(cfg.get("detector", "picodet_s_320_lcnet_pedestrian")).name
     except (KeyError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
@@ -76,6 +99,7 @@ def settings_from_config(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Limits
     settings = {
         "model": model,
         "model_dir": _optional_path(cfg, "model_dir"),
+        "extra_models": _extra_models(cfg, model),
         "flip": parse_flag(cfg.get("flip", False), "flip"),
         "detector": detector,
         "detector_weights": _optional_path(cfg, "detector_weights"),
@@ -112,6 +136,7 @@ def settings_from_config(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Limits
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
     settings["max_pixels"] = limits.max_pixels
+    settings["models"] = [(model, settings["model_dir"]), *settings["extra_models"]]
     return settings, limits
 
 
@@ -122,11 +147,13 @@ def run_serve(cfg: Mapping[str, Any]) -> None:
         print("default weights: $TINYPOSE_WEIGHTS_DIR unset, using (or downloading into) ~/.cache/tinypose")
     from .litserve_app import run_server
 
-    shown = "127.0.0.1" if settings["host"] == "0.0.0.0" else settings["host"]
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings["host"], settings["host"])  # where to open it
+    models = " / ".join(name for name, _ in settings["models"])
     print(
-        f"tinypose serve: {settings['model']} + {settings['detector']} on http://{shown}:{settings['port']} "
-        f"(POST {INFER_ENDPOINT}, POST {BOXES_ENDPOINT}, GET {HEALTH_ENDPOINT}, GET {METRICS_ENDPOINT}); "
-        f"batches of up to {settings['max_batch_size']} within {settings['batch_wait_ms']:g} ms",
+        f"tinypose serve: {models} + {settings['detector']} on http://{shown}:{settings['port']} "
+        f"(POST {INFER_ENDPOINT}, POST {BOXES_ENDPOINT}, GET {HEALTH_ENDPOINT}, GET {INFO_ENDPOINT}, "
+        f"GET {METRICS_ENDPOINT}); batches of up to {settings['max_batch_size']} within "
+        f"{settings['batch_wait_ms']:g} ms\nthe page: open http://{shown}:{settings['port']}/ in a browser",
         flush=True,
     )
     try:

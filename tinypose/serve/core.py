@@ -5,12 +5,15 @@ Everything a serving engine needs except the engine itself, so that the LitServe
 
 * the request and response schema of PaddleX 3.7.2's ``human_keypoint_detection`` service
   (``paddlex/inference/serving/schemas/human_keypoint_detection.py`` and ``infra/models.py``):
-  :class:`InferRequest`, the ``{"logId", "errorCode", "errorMsg"[, "result"]}`` envelopes;
+  :class:`InferRequest`, the ``{"logId", "errorCode", "errorMsg"[, "result"]}`` envelopes; two
+  optional request fields beyond PaddleX (``flip``, ``model``: null is the server's setting) and
+  :class:`ServiceInfo` (``GET /info``: what the server loaded, so a client such as the page can offer it);
 * :class:`Limits` and :class:`RequestError` (an HTTP status and a one-line message for the client);
 * :func:`image_bytes` (base64 or a guarded URL fetch), :func:`inspect_image` (format and pixel count
   from the header, before anything is decoded) and :func:`decode_job`;
 * :class:`KeypointService`: the models, and :meth:`KeypointService.run` that answers a whole batch of
-  requests with one detector forward and one pose forward, each answer independent of its batch.
+  requests with one detector forward and one pose forward, each answer independent of its batch;
+  :func:`build_service` makes it from plain settings in every engine's model process.
 
 A request travels as a :class:`Job` (small and picklable: the file bytes, not the decoded image) from
 the HTTP side to the model side, and comes back as a plain dict (:func:`answer`).
@@ -25,7 +28,7 @@ import math
 import re
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,17 +37,20 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
+from .._version import __version__
 from ..boxes import parse_boxes
-from ..detect import PersonDetector
+from ..detect import PersonDetector, create_detector
 from ..images import InputError, decode_image_bytes
-from ..pipeline import KeypointPipeline, PipelineResult, clip_boxes
+from ..pipeline import KeypointPipeline, PipelineResult, clip_boxes, create_pipeline
 from ..predict import KeypointResult
 
 __all__ = [
     "BOXES_ENDPOINT",
     "HEALTH_ENDPOINT",
     "INFER_ENDPOINT",
+    "INFO_ENDPOINT",
     "METRICS_ENDPOINT",
+    "PAGE_ENDPOINT",
     "BoxesRequest",
     "InferRequest",
     "Job",
@@ -52,7 +58,9 @@ __all__ = [
     "Limits",
     "OneImageDetector",
     "RequestError",
+    "ServiceInfo",
     "answer",
+    "build_service",
     "decode_job",
     "error_envelope",
     "inspect_image",
@@ -67,25 +75,37 @@ BOXES_ENDPOINT = "/keypoint-detection"
 """Beyond PaddleX: pose only, on the person boxes the request gives."""
 HEALTH_ENDPOINT = "/health"
 METRICS_ENDPOINT = "/metrics"
+INFO_ENDPOINT = "/info"
+"""Beyond PaddleX: the models loaded and the defaults of the optional request fields (:class:`ServiceInfo`)."""
+PAGE_ENDPOINT = "/"
+"""The web page (``tinypose/serve/static/``): a client of the routes above, like any other."""
 
 IMAGE_FORMATS = frozenset({"JPEG", "PNG", "BMP", "TIFF", "WEBP", "PPM", "JPEG2000", "GIF"})
 """Formats whose header Pillow reads and OpenCV decodes; anything else is refused before decoding."""
 
 
 class InferRequest(BaseModel):
-    """PaddleX's ``human_keypoint_detection`` ``InferRequest``, field for field."""
+    """PaddleX's ``human_keypoint_detection`` ``InferRequest``, field for field, then two optional
+    fields beyond it: ``flip`` (the flip test) and ``model`` (one of the pose models the server
+    loaded, :class:`ServiceInfo`). Null or absent means the server's setting, so that a PaddleX client
+    is answered exactly as PaddleX answers it."""
 
     image: str
     detThreshold: float | None = None
     visualize: bool | None = None
+    flip: bool | None = None
+    model: str | None = None
 
 
 class BoxesRequest(BaseModel):
-    """Pose only on given boxes: ``boxes`` rows ``[x1, y1, x2, y2]`` or ``[x1, y1, x2, y2, score]``."""
+    """Pose only on given boxes: ``boxes`` rows ``[x1, y1, x2, y2]`` or ``[x1, y1, x2, y2, score]``;
+    ``flip`` and ``model`` as in :class:`InferRequest`."""
 
     image: str
     boxes: list[list[float]]
     visualize: bool | None = None
+    flip: bool | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,15 +216,64 @@ def parse_request_boxes(boxes: Sequence[Sequence[float]], max_boxes: int) -> np.
         raise RequestError(400, str(error)) from None
 
 
+@dataclass(frozen=True)
+class ServiceInfo:
+    """What the server loaded and its defaults for the optional request fields: the answer of
+    ``GET /info`` (:meth:`result`), read by clients such as the page to offer what the server has.
+
+    ``models``: the pose models loaded, the first one answering requests whose ``model`` is null;
+    ``flip``, ``det_threshold`` and ``visualize``: what a null ``flip``, ``detThreshold`` and
+    ``visualize`` mean; ``draw_threshold``: joints scoring below it are not drawn."""
+
+    models: tuple[str, ...]
+    detector: str
+    flip: bool = False
+    det_threshold: float | None = 0.5
+    visualize: bool = True
+    draw_threshold: float = 0.3
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ServiceInfo:
+        """From the checked settings of ``python serve.py`` (:func:`tinypose.serve.cli.settings_from_config`)."""
+        threshold = settings.get("det_threshold")
+        return cls(
+            models=tuple(name for name, _ in settings["models"]),
+            detector=str(settings["detector"]),
+            flip=bool(settings.get("flip", False)),
+            det_threshold=None if threshold is None else float(threshold),
+            visualize=bool(settings.get("visualize", True)),
+            draw_threshold=float(settings.get("draw_threshold", 0.3)),
+        )
+
+    def result(self, limits: Limits) -> dict[str, Any]:
+        """The ``result`` of ``GET /info`` (camelCase, as PaddleX names its fields)."""
+        return {
+            "models": list(self.models),
+            "model": self.models[0],
+            "detector": self.detector,
+            "flip": self.flip,
+            "detThreshold": self.det_threshold,
+            "visualize": self.visualize,
+            "drawThreshold": self.draw_threshold,
+            "maxBodyBytes": limits.max_body_bytes,
+            "maxPixels": limits.max_pixels,
+            "maxBoxes": limits.max_boxes,
+            "version": __version__,
+        }
+
+
 @dataclass
 class Job:
-    """One request on its way to the model: the encoded file (never decoded on the HTTP side)."""
+    """One request on its way to the model: the encoded file (never decoded on the HTTP side).
+    ``flip`` and ``model`` ``None``: the server's setting and its first model."""
 
     kind: Literal["pipeline", "boxes"]
     data: bytes
     visualize: bool
     det_threshold: float | None = None
     boxes: np.ndarray | None = None
+    flip: bool | None = None
+    model: str | None = None
     log_id: str = field(default_factory=new_log_id)
 
 
@@ -256,18 +325,18 @@ class OneImageDetector:
 
 
 def predict_images(
-    pipeline: KeypointPipeline, images: Sequence[np.ndarray], det_threshold: float | None
+    pipeline: KeypointPipeline, images: Sequence[np.ndarray], det_threshold: float | None, flip: bool | None = None
 ) -> list[PipelineResult]:
     """The one call into the pipeline: every person of all ``images`` in one pose forward (the detector
     runs one image per forward when it is a :class:`OneImageDetector`, as the service builds it)."""
-    return pipeline.predict_batch(list(images), det_threshold=det_threshold)
+    return pipeline.predict_batch(list(images), det_threshold=det_threshold, flip=flip)
 
 
 def predict_on_boxes(
-    pipeline: KeypointPipeline, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]
+    pipeline: KeypointPipeline, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], flip: bool | None = None
 ) -> list[KeypointResult]:
     """The one call into the pose model for given boxes: every crop of every image in one forward."""
-    return pipeline.pose.predict_batch(list(images), boxes=list(boxes))
+    return pipeline.pose.predict_batch(list(images), boxes=list(boxes), flip=flip)
 
 
 def _jpeg_base64(image_bgr: np.ndarray) -> str:
@@ -289,52 +358,82 @@ def _person(bbox: Sequence[float], keypoints: np.ndarray, det_score: float, kpt_
 class KeypointService:
     """The models behind the service, and the batched answer to a list of requests.
 
-    ``pipeline``: a :class:`~tinypose.pipeline.KeypointPipeline` (its ``det_threshold`` is the default
-    for requests whose ``detThreshold`` is null, as in PaddleX). ``max_pixels``: the decoding limit.
+    ``pipeline``: a :class:`~tinypose.pipeline.KeypointPipeline`, or several with different pose models
+    (sharing one detector): a request's ``model`` picks one by its pose model name, the first answers
+    requests without one. A pipeline's ``det_threshold`` and flip setting are the defaults for requests
+    whose ``detThreshold`` and ``flip`` are null, as in PaddleX. ``max_pixels``: the decoding limit.
     """
 
-    def __init__(self, pipeline: KeypointPipeline, max_pixels: int = Limits.max_pixels) -> None:
-        self.pipeline = pipeline
+    def __init__(
+        self, pipeline: KeypointPipeline | Sequence[KeypointPipeline], max_pixels: int = Limits.max_pixels
+    ) -> None:
+        pipelines = [pipeline] if isinstance(pipeline, KeypointPipeline) else list(pipeline)
+        if not pipelines:
+            raise ValueError("KeypointService needs at least one pipeline")
+        self.pipelines: dict[str, KeypointPipeline] = {}
+        for each in pipelines:
+            if each.pose.model_name in self.pipelines:
+                raise ValueError(f"two pipelines for the pose model {each.pose.model_name}")
+            self.pipelines[each.pose.model_name] = each
+        self.pipeline = pipelines[0]
         self.max_pixels = int(max_pixels)
 
     def run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
-        """One :func:`answer` per job, in order. Images are decoded here; the pipeline requests go through
-        one detector forward (at the lowest threshold asked, each request then keeps the boxes above its
-        own) and the boxes requests through one pose forward."""
+        """One :func:`answer` per job, in order. Images are decoded here; the requests for the same pose
+        model and flip setting go through one pose forward, the pipeline requests after one detector
+        pass (at the lowest threshold asked, each request then keeps the boxes above its own)."""
         decoded = [decode_job(job, self.max_pixels) for job in jobs]
         answers: list[dict[str, Any] | None] = [None] * len(jobs)
         size = len(jobs)
+        groups: dict[tuple[str, str, bool], list[int]] = {}
         for slot, item in enumerate(decoded):
-            if item.error is not None:
-                answers[slot] = answer(
-                    item.error.status, error_envelope(item.job.log_id, item.error.status, item.error.message), size
-                )
-        pipeline_slots = [i for i, d in enumerate(decoded) if d.error is None and d.job.kind == "pipeline"]
-        boxes_slots = [i for i, d in enumerate(decoded) if d.error is None and d.job.kind == "boxes"]
-        if pipeline_slots:
-            thresholds = [self._threshold(decoded[i].job) for i in pipeline_slots]
-            lowest = None if any(t is None for t in thresholds) else min(t for t in thresholds if t is not None)
-            posed = predict_images(self.pipeline, [self._image(decoded[i]) for i in pipeline_slots], lowest)
-            for slot, threshold, result in zip(pipeline_slots, thresholds, posed):
-                answers[slot] = self._pipeline_answer(decoded[slot].job, result, threshold, size)
-        if boxes_slots:
-            boxes = [self._clipped(decoded[i]) for i in boxes_slots]
-            given = predict_on_boxes(self.pipeline, [self._image(decoded[i]) for i in boxes_slots], boxes)
-            for slot, rows, pose in zip(boxes_slots, boxes, given):
-                answers[slot] = self._boxes_answer(decoded[slot].job, rows, pose, size)
+            try:
+                if item.error is not None:
+                    raise item.error
+                pipeline = self._pipeline_for(item.job)
+            except RequestError as error:
+                answers[slot] = answer(error.status, error_envelope(item.job.log_id, error.status, error.message), size)
+                continue
+            flip = pipeline.pose.flip if item.job.flip is None else bool(item.job.flip)
+            groups.setdefault((item.job.kind, pipeline.pose.model_name, flip), []).append(slot)
+        for (kind, model, flip), slots in groups.items():
+            pipeline = self.pipelines[model]
+            images = [self._image(decoded[i]) for i in slots]
+            if kind == "pipeline":
+                thresholds = [self._threshold(pipeline, decoded[i].job) for i in slots]
+                lowest = None if any(t is None for t in thresholds) else min(t for t in thresholds if t is not None)
+                posed = predict_images(pipeline, images, lowest, flip)
+                for slot, threshold, result in zip(slots, thresholds, posed):
+                    answers[slot] = self._pipeline_answer(decoded[slot].job, result, threshold, size)
+            else:
+                boxes = [self._clipped(decoded[i]) for i in slots]
+                given = predict_on_boxes(pipeline, images, boxes, flip)
+                for slot, rows, pose in zip(slots, boxes, given):
+                    answers[slot] = self._boxes_answer(decoded[slot].job, rows, pose, size)
         done = [a for a in answers if a is not None]
         assert len(done) == len(jobs), "every request of the batch is answered"
         for index, reply in enumerate(done):
             reply["batch_index"] = index
         return done
 
+    def _pipeline_for(self, job: Job) -> KeypointPipeline:
+        """The pipeline of the job's pose model; a model this service did not load is the request's error."""
+        if job.model is None:
+            return self.pipeline
+        found = self.pipelines.get(job.model)
+        if found is None:
+            served = ", ".join(self.pipelines)
+            raise RequestError(400, f"model {job.model!r} is not loaded by this service; it serves {served}")
+        return found
+
     @staticmethod
     def _image(item: _Decoded) -> np.ndarray:
         assert item.image is not None
         return item.image
 
-    def _threshold(self, job: Job) -> float | None:
-        return self.pipeline.det_threshold if job.det_threshold is None else float(job.det_threshold)
+    @staticmethod
+    def _threshold(pipeline: KeypointPipeline, job: Job) -> float | None:
+        return pipeline.det_threshold if job.det_threshold is None else float(job.det_threshold)
 
     @staticmethod
     def _clipped(item: _Decoded) -> np.ndarray:
@@ -364,3 +463,31 @@ def _result(persons: list[dict[str, Any]], image: str | None) -> dict[str, Any]:
     """PaddleX's ``InferResult``; ``image`` is left out when there is none (PaddleX serializes with
     ``response_model_exclude_none=True``)."""
     return {"persons": persons} if image is None else {"persons": persons, "image": image}
+
+
+def build_service(settings: Mapping[str, Any]) -> KeypointService:
+    """The models, loaded, from plain settings (:func:`tinypose.serve.cli.settings_from_config`): one
+    pipeline per pose model of ``settings["models"]``, all sharing one detector; every engine's model
+    process calls this once."""
+    weights = settings.get("detector_weights")
+    detector = OneImageDetector(
+        create_detector(
+            settings["detector"], True if weights is None else weights, device=settings.get("device"), threshold=None
+        )
+    )
+    pipelines = [
+        create_pipeline(
+            pose_model=model,
+            pose_model_dir=model_dir,
+            flip=bool(settings.get("flip", False)),
+            detector=detector,
+            det_threshold=settings.get("det_threshold"),
+            device=settings.get("device"),
+            backend=settings.get("backend", "torch"),
+            batch_size=int(settings.get("max_batch_size", 1)),
+            draw_threshold=float(settings.get("draw_threshold", 0.3)),
+            smoothing=False,
+        )
+        for model, model_dir in settings["models"]
+    ]
+    return KeypointService(pipelines, int(settings["max_pixels"]))

@@ -6,7 +6,8 @@ on Ray Serve), :func:`install_error_handlers` makes every error PaddleX's envelo
 that does not match the schema, with PaddleX's exact ``errorMsg``; never a stack trace or a path),
 and :class:`AdmissionMiddleware` bounds what is accepted: the body size, the number of requests
 inside the service (queued or running; one more is answered 503 with ``Retry-After`` without
-reading its body) and, while draining for shutdown, every new request.
+reading its body) and, while draining for shutdown, every new request. The web page (``GET /``, files
+in ``static/``) is served here too, so that every engine serves it; it calls the routes above.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,25 +26,29 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import (
     BOXES_ENDPOINT,
     HEALTH_ENDPOINT,
     INFER_ENDPOINT,
+    INFO_ENDPOINT,
     METRICS_ENDPOINT,
+    PAGE_ENDPOINT,
     BoxesRequest,
     InferRequest,
     Job,
     Limits,
     RequestError,
+    ServiceInfo,
     decode_base64,
     error_envelope,
     inspect_image,
     is_url,
     new_log_id,
     parse_request_boxes,
+    result_envelope,
 )
 from .fetch import fetch_image
 
@@ -54,11 +60,24 @@ __all__ = [
     "Submit",
     "endpoints",
     "install_error_handlers",
+    "page_endpoints",
 ]
 
 log = logging.getLogger("tinypose.serve")
 
 API_PATHS = frozenset({INFER_ENDPOINT, BOXES_ENDPOINT})
+PAGE_FILES = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
+"""The page's files beside ``index.html`` in ``tinypose/serve/static/``, served at ``/static/<name>``."""
+PAGE_HEADERS = {
+    # Everything the page loads comes from the service itself: no CDN, nothing fetched from outside.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' blob:; "
+        "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
 Submit = Callable[[Job], Awaitable[dict[str, Any]]]
 """The engine's part: run one :class:`~tinypose.serve.core.Job` (batched with others) and return its answer."""
 
@@ -243,15 +262,42 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
+def _static(name: str) -> bytes:
+    return resources.files(__package__).joinpath("static").joinpath(name).read_bytes()
+
+
+def page_endpoints() -> list[tuple[str, Callable[..., Awaitable[Response]], list[str]]]:
+    """``(path, handler, methods)`` of the web page: ``GET /`` and its files, read once from the package."""
+    page = _static("index.html")
+    files = {name: (_static(name), kind) for name, kind in PAGE_FILES.items()}
+
+    async def index() -> Response:
+        return HTMLResponse(page, headers=PAGE_HEADERS)
+
+    def serve_file(name: str) -> Callable[[], Awaitable[Response]]:
+        body, kind = files[name]
+
+        async def handler() -> Response:
+            return Response(body, media_type=kind, headers=PAGE_HEADERS)
+
+        handler.__name__ = f"static_{name.replace('.', '_')}"
+        return handler
+
+    return [(PAGE_ENDPOINT, index, ["GET"])] + [(f"/static/{name}", serve_file(name), ["GET"]) for name in files]
+
+
 def endpoints(
     submit: Submit,
     limits: Limits,
     metrics: Metrics,
-    default_visualize: bool,
+    info: ServiceInfo,
     ready: Callable[[], bool],
     gate: Gate,
 ) -> list[tuple[str, Callable[..., Awaitable[Response]], list[str]]]:
-    """``(path, handler, methods)`` for every route of the service, to add to a FastAPI app."""
+    """``(path, handler, methods)`` for every route of the service, the page's included, to add to a
+    FastAPI app. ``info``: what the models are (``GET /info``) and the default of ``visualize``."""
+    default_visualize = info.visualize
+    info_result = info.result(limits)
 
     async def load(image: str) -> bytes:
         data = await fetch_image(image, limits) if is_url(image) else decode_base64(image)
@@ -265,13 +311,20 @@ def endpoints(
 
     async def infer(request: InferRequest) -> Response:
         visualize = default_visualize if request.visualize is None else request.visualize
-        job = Job("pipeline", await load(request.image), visualize, det_threshold=request.detThreshold)
+        job = Job(
+            "pipeline",
+            await load(request.image),
+            visualize,
+            det_threshold=request.detThreshold,
+            flip=request.flip,
+            model=request.model,
+        )
         return await finish(job)
 
     async def on_boxes(request: BoxesRequest) -> Response:
         boxes = parse_request_boxes(request.boxes, limits.max_boxes)
         visualize = default_visualize if request.visualize is None else request.visualize
-        job = Job("boxes", await load(request.image), visualize, boxes=boxes)
+        job = Job("boxes", await load(request.image), visualize, boxes=boxes, flip=request.flip, model=request.model)
         return await finish(job)
 
     async def health() -> Response:
@@ -284,9 +337,14 @@ def endpoints(
     async def prometheus() -> Response:
         return metrics.render()
 
+    async def service_info() -> Response:
+        return _json(200, result_envelope(new_log_id(), info_result))
+
     return [
         (INFER_ENDPOINT, infer, ["POST"]),
         (BOXES_ENDPOINT, on_boxes, ["POST"]),
         (HEALTH_ENDPOINT, health, ["GET"]),
+        (INFO_ENDPOINT, service_info, ["GET"]),
         (METRICS_ENDPOINT, prometheus, ["GET"]),
+        *page_endpoints(),
     ]

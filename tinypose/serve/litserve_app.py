@@ -30,7 +30,17 @@ from litserve.loops.simple_loops import BatchedLoop
 from litserve.specs.base import LitSpec
 from litserve.utils import LitAPIStatus, ResponseBufferItem, WorkerSetupStatus
 
-from .core import INFER_ENDPOINT, Job, KeypointService, Limits, answer, error_envelope
+from .core import (
+    INFER_ENDPOINT,
+    PAGE_ENDPOINT,
+    Job,
+    KeypointService,
+    Limits,
+    ServiceInfo,
+    answer,
+    build_service,
+    error_envelope,
+)
 from .http import AdmissionMiddleware, Gate, Metrics, endpoints, install_error_handlers
 
 __all__ = ["KeypointLitAPI", "PaddleXSpec", "build_server", "run_server"]
@@ -41,10 +51,10 @@ log = logging.getLogger("tinypose.serve")
 class PaddleXSpec(LitSpec):
     """PaddleX's ``human_keypoint_detection`` API (and the boxes, health and metrics routes) as a LitServe spec."""
 
-    def __init__(self, limits: Limits, default_visualize: bool, gate: Gate, metrics: Metrics) -> None:
+    def __init__(self, limits: Limits, info: ServiceInfo, gate: Gate, metrics: Metrics) -> None:
         super().__init__()
         self.api_path = INFER_ENDPOINT  # LitServe names the model queue after it
-        for path, handler, methods in endpoints(self.submit, limits, metrics, default_visualize, self.ready, gate):
+        for path, handler, methods in endpoints(self.submit, limits, metrics, info, self.ready, gate):
             self.add_endpoint(path, handler, methods)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -115,31 +125,6 @@ class WakeOnRequestLoop(BatchedLoop):
         return payloads, timed_out
 
 
-def _build_service(settings: dict[str, Any]) -> KeypointService:
-    """The pipeline (models loaded) from plain settings; runs in each model process."""
-    from ..detect import create_detector
-    from ..pipeline import create_pipeline
-    from .core import OneImageDetector
-
-    weights = settings.get("detector_weights")
-    detector = create_detector(
-        settings["detector"], True if weights is None else weights, device=settings.get("device"), threshold=None
-    )
-    pipeline = create_pipeline(
-        pose_model=settings["model"],
-        pose_model_dir=settings.get("model_dir"),
-        flip=bool(settings.get("flip", False)),
-        detector=OneImageDetector(detector),
-        det_threshold=settings.get("det_threshold"),
-        device=settings.get("device"),
-        backend=settings.get("backend", "torch"),
-        batch_size=int(settings.get("max_batch_size", 1)),
-        draw_threshold=float(settings.get("draw_threshold", 0.3)),
-        smoothing=False,
-    )
-    return KeypointService(pipeline, int(settings["max_pixels"]))
-
-
 class KeypointLitAPI(ls.LitAPI):
     """LitServe's model side: decodes and answers a batch of :class:`~tinypose.serve.core.Job` at once."""
 
@@ -160,7 +145,7 @@ class KeypointLitAPI(ls.LitAPI):
             import torch  # already loaded by the pipeline; here only to set the thread count first
 
             torch.set_num_threads(int(threads))
-        self.service = _build_service(self.settings)
+        self.service = build_service(self.settings)
 
     def decode_request(self, request: Any, **kwargs: Any) -> Any:
         return request  # decoded inside KeypointService.run, where a bad file fails only its own request
@@ -178,7 +163,7 @@ class KeypointLitAPI(ls.LitAPI):
 def build_server(settings: dict[str, Any], limits: Limits) -> tuple[ls.LitServer, Gate]:
     """A ready-to-run :class:`litserve.LitServer` for ``settings`` (see :mod:`tinypose.serve.cli`)."""
     gate, metrics = Gate(), Metrics()
-    spec = PaddleXSpec(limits, bool(settings.get("visualize", True)), gate, metrics)
+    spec = PaddleXSpec(limits, ServiceInfo.from_settings(settings), gate, metrics)
     api = KeypointLitAPI(settings, spec)
     device = str(settings.get("device") or "cpu")
     server = ls.LitServer(
@@ -192,7 +177,12 @@ def build_server(settings: dict[str, Any], limits: Limits) -> tuple[ls.LitServer
         middlewares=[(AdmissionMiddleware, {"limits": limits, "gate": gate, "metrics": metrics})],
     )
     install_error_handlers(server.app)
-    server.app.router.routes = [r for r in server.app.router.routes if getattr(r, "path", None) != "/"]
+    ours = {handler for _, handler, _ in spec.endpoints}
+    server.app.router.routes = [  # LitServe's own "litserve running" at "/" gives way to the page
+        r
+        for r in server.app.router.routes
+        if getattr(r, "path", None) != PAGE_ENDPOINT or getattr(r, "endpoint", None) in ours
+    ]
     server.uvicorn_graceful_timeout = float(settings.get("shutdown_timeout", 30))
     return server, gate
 
