@@ -1,4 +1,5 @@
-"""Convert PP-TinyPose (or PP-PicoDet detector) weights (Paddle .pdparams, Paddle/PaddleX inference model, OpenVINO IR) to safetensors.
+"""Convert PP-TinyPose (or PP-PicoDet detector) weights (Paddle .pdparams, Paddle/PaddleX inference model, OpenVINO IR,
+a tinypose training checkpoint .ckpt) to safetensors.
 
 python convert_weights.py SRC -o OUT.safetensors [--model PP-TinyPose_128x96] [--force]
 """
@@ -23,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Convert PP-TinyPose weights to a tinypose .safetensors file. The source format is "
         "detected from the path: a .pdparams checkpoint, a Paddle/PaddleX inference model (folder, "
-        ".json/.pdmodel or .pdiparams), an OpenVINO IR .xml (BatchNorm folded), or a .safetensors.",
+        ".json/.pdmodel or .pdiparams), an OpenVINO IR .xml (BatchNorm folded), a tinypose training checkpoint "
+        ".ckpt (read with torch.load(weights_only=True): no code from it runs), or a .safetensors. An existing "
+        "OUT is kept unless --force is given.",
     )
     parser.add_argument("source", metavar="SRC", help="weights file or folder to convert")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="file to write")

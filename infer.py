@@ -4,10 +4,16 @@ Writes ``<stem>_res.json`` and a picture with the skeletons per image (an annota
 video) into ``output``. See ``conf/infer.yaml`` for every option and ``docs/predict.md``.
 """
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
+from tinypose.options import hydra_argv_error
 from tinypose.predict.cli import run_infer
+
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")
@@ -16,4 +22,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    problem = hydra_argv_error(sys.argv[1:], "infer.py", positional="input", config_dir=CONFIG_DIR)
+    if problem:
+        sys.exit(f"error: {problem}")
     main()

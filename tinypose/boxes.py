@@ -9,12 +9,13 @@ it: uint8 ``[H, W, 3]`` in **BGR** order (:class:`tinypose.detect.PersonDetector
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Detector", "parse_boxes"]
+__all__ = ["Detector", "drop_boxes_outside", "parse_boxes"]
 
 Detector = Callable[[np.ndarray], Any]
 """``detector(image_bgr) -> boxes``: a BGR uint8 ``[H, W, 3]`` image in, anything :func:`parse_boxes`
@@ -109,3 +110,25 @@ def _parse_box(box: Any, index: int, source: str, default_score: float | None, r
     if require_extent and (row[2] <= row[0] or row[3] <= row[1]):
         raise ValueError(f"{source}: box {index} {row[:4].tolist()} is not an x1, y1, x2, y2 box with x2 > x1, y2 > y1")
     return row
+
+
+def drop_boxes_outside(boxes: np.ndarray, width: int, height: int, source: str) -> np.ndarray:
+    """The rows of ``boxes`` that overlap the ``width`` x ``height`` image; a warning names each dropped box.
+
+    A box entirely outside the image has nothing to crop: its "person" would be all-zero scores.
+    PaddleX's pipeline clips detector boxes to the image and drops those left empty
+    (:func:`tinypose.pipeline.clip_boxes`); a box given by the user is dropped the same way, but with
+    a warning, so that the missing person is never silent. Boxes that overlap are kept unclipped.
+    """
+    if len(boxes) == 0:
+        return boxes
+    inside = (np.minimum(boxes[:, 2], width) > np.maximum(boxes[:, 0], 0)) & (
+        np.minimum(boxes[:, 3], height) > np.maximum(boxes[:, 1], 0)
+    )
+    for index in np.flatnonzero(~inside):
+        warnings.warn(
+            f"{source}: box {index} {boxes[index, :4].tolist()} lies entirely outside the {width}x{height} image; "
+            "dropped (no person is returned for it)",
+            stacklevel=2,
+        )
+    return boxes[inside]

@@ -1,7 +1,8 @@
 """Heatmap codec (MMPose style): one object per model spec, shared by predict, evaluate and export.
 
 Decoding reproduces PaddleX's ``KptPostProcess(use_dark=True)`` and PaddleDetection's
-``HRNetPostProcess`` (DESIGN.md section 4), vectorized over every joint of every person:
+``HRNetPostProcess`` (the top-down keypoint post-processing both use), vectorized over every joint of
+every person:
 
 1. optional flip merge: mirror the flipped heatmaps back, swap left/right joints, shift one column
    to the right (column 0 kept), average with the plain heatmaps;

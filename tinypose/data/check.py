@@ -178,7 +178,7 @@ def check_dataset(
             )
         layout = resolve_layout(dataset_dir, train_annotations, val_annotations)
         datasets: dict[str, dict[str, Any]] = {}
-        warnings: list[str] = []
+        warnings: list[str] = list(layout.notes)
         for tag in ("train", "val"):  # every check before anything is drawn
             data, found = validate_coco(layout.annotations(tag), layout.images_dir, len(keypoint_names))
             problems = _image_size_problems(data, layout.images_dir)

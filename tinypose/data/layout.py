@@ -1,13 +1,16 @@
 """Where the pieces of a keypoint dataset live: PaddleX's layout, with clear errors when they are absent.
 
-A dataset folder holds ``images/`` and ``annotations/`` with one COCO person-keypoint JSON per split.
-DESIGN.md names the files ``person_keypoints_{train,val}2017.json`` (the COCO names PaddleX's
-documentation uses); PaddleX 3.x's own checker reads ``instance_{train,val}.json``. Both are accepted,
-in that order, so datasets prepared for either work unchanged.
+A dataset folder holds ``images/`` and ``annotations/`` with one COCO person-keypoint JSON per split,
+named ``person_keypoints_{train,val}2017.json`` (the COCO names PaddleX's documentation uses);
+PaddleX 3.x's own checker reads ``instance_{train,val}.json``. Both are accepted, in that order, so
+datasets prepared for either work unchanged. A folder whose ``annotations/`` holds a single JSON file
+and none of those names (like ``../shared/data/coco_dev``) uses that file for both splits, with a
+note saying so (validation then runs on the training images).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -22,7 +25,12 @@ __all__ = [
     "find_annotation",
     "make_paddlex_layout",
     "resolve_layout",
+    "single_annotation_file",
 ]
+
+logger = logging.getLogger("tinypose")
+_noted: set[str] = set()
+"""Notes already logged in this process (the layout is resolved again by each stage of a run)."""
 
 IMAGES_DIR = "images"
 ANNOTATIONS_DIR = "annotations"
@@ -44,6 +52,8 @@ class DatasetLayout:
     images_dir: Path
     train_annotations: Path | None
     val_annotations: Path | None
+    notes: tuple[str, ...] = ()
+    """What the layout assumed that the user should know (e.g. one annotation file serving both splits)."""
 
     def annotations(self, split: str) -> Path:
         """The annotation file of ``split`` ('train' or 'val'); a clear error when it is absent."""
@@ -93,10 +103,34 @@ def resolve_layout(
             return path
         return find_annotation(root, split)
 
-    layout = DatasetLayout(root, images, pick("train", train_annotations), pick("val", val_annotations))
+    train, val = pick("train", train_annotations), pick("val", val_annotations)
+    notes: tuple[str, ...] = ()
+    single = single_annotation_file(root)
+    if single is not None and (train is None or val is None):
+        splits = [name for name, path in (("train", train), ("val", val)) if path is None]
+        train, val = train or single, val or single
+        notes = (
+            f"{single.relative_to(root)} is the only annotation file in {root}: it serves as the "
+            f"{' and '.join(splits)} split{'s' if len(splits) > 1 else ''}"
+            + (" (validation runs on the training images)" if train == val else "")
+            + "; give data.train_annotations / data.val_annotations to choose other files",
+        )
+        if notes[0] not in _noted:
+            _noted.add(notes[0])
+            logger.warning(notes[0])
+    layout = DatasetLayout(root, images, train, val, notes)
     for split in require:
         layout.annotations(split)
     return layout
+
+
+def single_annotation_file(root: Path) -> Path | None:
+    """``annotations/<name>.json`` when it is the only JSON file there and no split has its own file."""
+    folder = root / ANNOTATIONS_DIR
+    if not folder.is_dir() or any(find_annotation(root, split) for split in ANNOTATION_NAMES):
+        return None
+    files = [path for path in folder.glob("*.json") if path.is_file()]
+    return files[0] if len(files) == 1 else None
 
 
 def make_paddlex_layout(

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..files import atomic_write
 from .coco import find_problems, load_coco_json
-from .layout import ANNOTATION_NAMES, ANNOTATIONS_DIR, DatasetError, find_annotation
+from .layout import ANNOTATION_NAMES, ANNOTATIONS_DIR, DatasetError, find_annotation, single_annotation_file
 
 __all__ = ["merge_annotation_files", "split_dataset"]
 
@@ -93,8 +93,9 @@ def split_dataset(dataset_dir: str | Path, train_percent: float, val_percent: fl
     """Pool the train/val annotation files of ``dataset_dir`` and cut them again by image.
 
     Each original file is moved to ``<name>.bak`` (``.bak1``, ... if that exists); the new files keep
-    the original names (PaddleX's ``instance_*`` or COCO's ``person_keypoints_*2017``). Returns a
-    summary with the counts and the backup paths.
+    the original names (PaddleX's ``instance_*`` or COCO's ``person_keypoints_*2017``). A dataset with
+    a single annotation file (:func:`~tinypose.data.layout.single_annotation_file`) is split into
+    ``person_keypoints_{train,val}2017.json``. Returns a summary with the counts and the backup paths.
     """
     if train_percent <= 0 or val_percent <= 0 or abs(train_percent + val_percent - 100) > 1e-9:
         raise DatasetError(
@@ -103,6 +104,9 @@ def split_dataset(dataset_dir: str | Path, train_percent: float, val_percent: fl
     root = Path(dataset_dir).expanduser().resolve()
     existing = {split: find_annotation(root, split) for split in ("train", "val")}
     files = [path for path in existing.values() if path is not None]
+    single = single_annotation_file(root)
+    if not files and single is not None:  # e.g. annotations/person_keypoints.json: split it into two files
+        files = [single]
     if not files:
         names = ", ".join(f"{ANNOTATIONS_DIR}/{n}" for names in ANNOTATION_NAMES.values() for n in names)
         raise DatasetError(f"{root}: nothing to split; none of {names} exists")
@@ -112,7 +116,7 @@ def split_dataset(dataset_dir: str | Path, train_percent: float, val_percent: fl
 
     order = np.random.default_rng(seed).permutation(len(images))
     num_train = min(max(int(round(len(images) * train_percent / 100)), 1), len(images) - 1)
-    family = 0 if files[0].name in (ANNOTATION_NAMES["train"][0], ANNOTATION_NAMES["val"][0]) else 1
+    family = 1 if files[0].name in (ANNOTATION_NAMES["train"][1], ANNOTATION_NAMES["val"][1]) else 0
     targets = {split: root / ANNOTATIONS_DIR / ANNOTATION_NAMES[split][family] for split in ("train", "val")}
     parts = {"train": [images[i] for i in order[:num_train]], "val": [images[i] for i in order[num_train:]]}
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..device import resolve_device
+from ..device import usable_device
 from ..images import read_image_file
 from .nms import multiclass_nms
 from .picodet import DetectorSpec, NMSConfig, PicoDet, build_detector, get_detector_spec
@@ -161,7 +161,7 @@ def create_detector(
     pretrained = True if model_dir is None else model_dir
     return PersonDetector(
         build_detector(name, pretrained=pretrained),
-        resolve_device(device),
+        usable_device(device),
         threshold,
         batch_size,
         input_color=input_color,

@@ -5,6 +5,8 @@
     python export.py --model 128x96 --format openvino -o ir/tinypose.xml
     python export.py --model 128x96 --format tensorrt -o tinypose.engine      # needs TensorRT + a GPU
 
+An existing output is never overwritten without ``--force``.
+
 The ONNX takes a normalized RGB batch ``image`` [N,3,H,W] (N dynamic) and returns ``heatmaps``
 [N,17,H/4,W/4]; BatchNorm and channel shuffles are folded into the convs. After writing, the
 export is run once on a random batch and compared with the PyTorch model (``--no-verify`` skips).
@@ -52,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--exporter", choices=EXPORTERS, default="graph", help="graph: our lowering (fast); torch: torch.onnx dynamo"
     )
     parser.add_argument("--no-verify", action="store_true", help="skip running the export against PyTorch")
+    parser.add_argument("--force", action="store_true", help="overwrite the output if it exists")
     return parser.parse_args(argv)
 
 
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return _export(args)
-    except (RuntimeUnavailable, WeightsError, ValueError, FileNotFoundError) as error:
+    except (RuntimeUnavailable, WeightsError, ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -71,6 +74,9 @@ def _export(args: argparse.Namespace) -> int:
     precision = args.precision or artifact.default_precision
     suffix = "" if precision == "fp32" else "_" + precision
     output = args.output or Path(f"{spec.name}{suffix}{artifact.suffix}")
+    existing = [str(path) for path in artifact.outputs(Path(output)) if path.exists()]
+    if existing and not args.force:
+        raise FileExistsError(f"{' and '.join(existing)} already exist(s); pass --force to overwrite")
     pretrained = False if args.random else (args.weights or True)
     model = build_model(spec.name, pretrained=pretrained)
     generator = torch.Generator().manual_seed(0)

@@ -34,6 +34,7 @@ from ..boxes import Detector, parse_boxes
 from ..detect import PersonDetector, create_detector, get_detector_spec
 from ..images import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, InputError, to_bgr8
 from ..models.tinypose import ModelSpec
+from ..options import parse_bool
 from ..predict import KeypointPredictor, KeypointResult, create_model
 from ..predict.draw import DEFAULT_DRAW_THRESHOLD, draw_keypoints, line_width_for
 from ..predict.inputs import InputItem, iter_batches, iter_inputs
@@ -349,7 +350,7 @@ def create_pipeline(
         pose_model = kpt_cfg.get("model_name") or pose_model
         pose_model_dir = kpt_cfg.get("model_dir") or pose_model_dir
         if kpt_cfg.get("flip") is not None:
-            flip = bool(kpt_cfg["flip"])
+            flip = parse_bool(kpt_cfg["flip"], "SubModules.KeypointDetection.flip")  # a YAML "no" is no flip
     if smoothing is True:
         defaults = OneEuroConfig()
         smoothing_config: OneEuroConfig | None = OneEuroConfig(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Mapping
@@ -11,6 +12,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from ..device import usable_device
+from ..options import OptionError, parse_bool, parse_float, parse_int
 from ..pipeline import create_pipeline
 from ..weights import WeightsError
 from .inputs import InputError, count_inputs
@@ -18,7 +21,10 @@ from .predictor import create_model
 from .result import to_builtin
 from .writers import VideoJsonWriter
 
-__all__ = ["DEMO_IMAGE", "run_infer"]
+__all__ = ["BOOLEAN_OPTIONS", "DEMO_IMAGE", "run_infer"]
+
+MAX_LISTED = 10
+"""Up to this many written files are listed one per line at the end of a run."""
 
 DEMO_IMAGE = Path(__file__).resolve().parents[1] / "assets" / "astronaut.png"
 """Bundled public-domain demo photo (scikit-image's astronaut; see tinypose/assets/README.md)."""
@@ -36,31 +42,68 @@ def _plain(value: Any) -> Any:
     return value
 
 
+BOOLEAN_OPTIONS = {"flip": False, "save_json": True, "save_img": True, "print_json": False, "smoothing": True}
+"""Every boolean option of ``conf/infer.yaml`` and its default, read strictly (``flip=no`` is false,
+``flip=maybe`` an error)."""
+
+
+def _options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``cfg`` checked and typed, before anything is loaded: a bad value is a one-line error."""
+    try:
+        options: dict[str, Any] = {
+            name: parse_bool(cfg.get(name, default), name) for name, default in BOOLEAN_OPTIONS.items()
+        }
+        options["batch_size"] = parse_int(cfg.get("batch_size", 1), "batch_size", minimum=1)
+        threads = cfg.get("threads")
+        options["threads"] = None if threads is None else parse_int(threads, "threads", minimum=1)
+        options["draw_threshold"] = parse_float(cfg.get("draw_threshold", 0.3), "draw_threshold")
+        options["url_timeout"] = parse_float(cfg.get("url_timeout", 20), "url_timeout", minimum=0, inclusive=False)
+        max_mb = parse_float(cfg.get("max_download_mb", 50), "max_download_mb", minimum=0, inclusive=False)
+        options["max_download_bytes"] = int(max_mb * 1024 * 1024)
+        threshold = cfg.get("det_threshold", 0.5)
+        options["det_threshold"] = None if threshold is None else parse_float(threshold, "det_threshold")
+        for name in ("min_cutoff", "beta"):
+            value = cfg.get(name)
+            options[name] = None if value is None else parse_float(value, name)
+    except OptionError as error:
+        raise SystemExit(f"error: {error}") from None
+    output = Path(str(cfg.get("output", "output/infer")))
+    if output.exists() and not output.is_dir():
+        raise SystemExit(f"error: output={output} is an existing file; output names a folder for the results")
+    options["output"] = output
+    return options
+
+
 def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Run the predictor over ``cfg.input`` and save results into ``cfg.output``; returns a summary.
 
-    Exits with a one-line message (no traceback) when the input or the weights cannot be used.
+    Exits with a one-line message (no traceback) when an option, the input or the weights cannot be used.
     """
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg["threads"]))
+    options = _options(cfg)
+    if options["threads"]:
+        torch.set_num_threads(options["threads"])
     inputs = _plain(cfg.get("input"))
     if inputs is None:
         inputs = str(DEMO_IMAGE)
         print(f"no input given: running on the bundled demo image {DEMO_IMAGE}")
-    output = Path(str(cfg.get("output", "output/infer")))
+    output = options["output"]
     model_cfg = cfg["model"]
     model_name = model_cfg["name"] if isinstance(model_cfg, Mapping) or hasattr(model_cfg, "get") else str(model_cfg)
+    try:
+        device = usable_device(cfg.get("device"))
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     try:
         predictor = create_model(
             model_name,
             model_dir=cfg.get("model_dir"),
-            flip=bool(cfg.get("flip", False)),
-            device=cfg.get("device"),
+            flip=options["flip"],
+            device=device,
             backend=str(cfg.get("backend", "torch")),
-            draw_threshold=float(cfg.get("draw_threshold", 0.3)),
+            draw_threshold=options["draw_threshold"],
             on_error=str(cfg.get("on_error", "skip")),
-            url_timeout=float(cfg.get("url_timeout", 20)),
-            max_download_bytes=int(float(cfg.get("max_download_mb", 50)) * 1024 * 1024),
+            url_timeout=options["url_timeout"],
+            max_download_bytes=options["max_download_bytes"],
         )
     except ImportError as error:
         raise SystemExit(
@@ -71,20 +114,22 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     runner: Any = predictor
     if cfg.get("detector") is not None:
-        runner = _pipeline(cfg, predictor)
+        runner = _pipeline(cfg, options, predictor)
     total = count_inputs(inputs)
-    save_json, save_img = bool(cfg.get("save_json", True)), bool(cfg.get("save_img", True))
+    save_json, save_img = options["save_json"], options["save_img"]
     output.mkdir(parents=True, exist_ok=True)
     videos = VideoJsonWriter(output)
     images = people = 0
     written: list[Path] = []
     try:
-        results = runner.predict(inputs, batch_size=int(cfg.get("batch_size", 1)))
-        bar = tqdm(results, total=total, unit="img", disable=total is not None and total <= 1, file=sys.stderr)
+        results = iter(runner.predict(inputs, batch_size=options["batch_size"]))
+        first = next(results, None)  # a bad single input fails here, before a progress bar is drawn
+        stream = results if first is None else itertools.chain([first], results)
+        bar = tqdm(stream, total=total, unit="img", disable=first is None or (total or 0) == 1, file=sys.stderr)
         for result in bar:
             images += 1
             people += len(result["boxes"] if "boxes" in result else result["kpts"])
-            if cfg.get("print_json"):
+            if options["print_json"]:
                 result.print()
             if result.video is not None:
                 if save_json:
@@ -105,16 +150,19 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     written.extend(videos.written)
     for skipped in runner.errors:
         print(f"skipped {skipped}", file=sys.stderr)
+    if images == 0 and runner.errors:
+        raise SystemExit(f"error: none of the {len(runner.errors)} inputs could be read (each is listed above)")
     print(f"{images} image(s), {people} person(s) -> {output}{os.sep}")
-    if images <= 3:
+    if len(written) <= MAX_LISTED:
         for path in written:
             print(f"  {path}")
+    else:
+        print(f"  {len(written)} files, {written[0]} ... {written[-1]}")
     return {"images": images, "people": people, "errors": [str(e) for e in runner.errors], "written": written}
 
 
-def _pipeline(cfg: Mapping[str, Any], predictor: Any) -> Any:
+def _pipeline(cfg: Mapping[str, Any], options: Mapping[str, Any], predictor: Any) -> Any:
     """The detector + pose pipeline (``tinypose.create_pipeline``) around ``predictor``."""
-    threshold = cfg.get("det_threshold", 0.5)
     weights, old = cfg.get("detector_model_dir"), cfg.get("detector_weights")
     if old is not None and weights is not None and str(old) != str(weights):
         raise SystemExit(
@@ -125,12 +173,12 @@ def _pipeline(cfg: Mapping[str, Any], predictor: Any) -> Any:
             pose=predictor,
             detector=str(cfg["detector"]),
             detector_model_dir=weights if weights is not None else old,
-            det_threshold=None if threshold is None else float(threshold),
-            batch_size=int(cfg.get("batch_size", 1)),
+            det_threshold=options["det_threshold"],
+            batch_size=options["batch_size"],
             tracking=str(cfg.get("tracking", "iou")),
-            smoothing=bool(cfg.get("smoothing", True)),
-            min_cutoff=cfg.get("min_cutoff"),
-            beta=cfg.get("beta"),
+            smoothing=options["smoothing"],
+            min_cutoff=options["min_cutoff"],
+            beta=options["beta"],
         )
     except (WeightsError, ValueError, OSError) as error:
         raise SystemExit(f"error: cannot build the detector {cfg['detector']}: {error}") from None

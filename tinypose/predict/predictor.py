@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..boxes import parse_boxes
+from ..boxes import drop_boxes_outside, parse_boxes
 from ..codec import HeatmapCodec
 from ..crop import (
     box_xyxy_to_center_scale,
@@ -32,7 +32,7 @@ from ..crop import (
     warp_affine,
     whole_image_center_scale,
 )
-from ..device import resolve_device
+from ..device import resolve_device, usable_device
 from ..images import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, VIDEO_SUFFIXES, InputError, is_url, to_bgr8
 from ..models.tinypose import ModelSpec, TinyPose, build_model, forward_with_flip, get_spec
 from ..runtimes import create_backend
@@ -100,7 +100,7 @@ class KeypointPredictor:
         self.url_timeout = url_timeout
         self.max_download_bytes = max_download_bytes
         self.prefetch = int(prefetch)
-        self.device = resolve_device(device)
+        self.device = usable_device(device)  # device="cuda" without a GPU: "use device=cpu"
         self.codec = HeatmapCodec.from_spec(self.spec)
         if model is None:
             model = build_model(self.spec.name, pretrained=True if model_dir is None else model_dir)
@@ -142,6 +142,7 @@ class KeypointPredictor:
                 people = self._people(
                     [image for _, _, image in readable],
                     [boxes_for(position, item) for position, item, _ in readable],
+                    [item.name for _, item, _ in readable],
                 )
                 for (_, item, image), persons in zip(readable, people):
                     yield self._result(image, persons, item.input_path, item.frame_index, item.video)
@@ -180,7 +181,7 @@ class KeypointPredictor:
             parsed = [parse_boxes(entry, name) for entry, name in zip(entries, names)]
         return [
             self._result(image, persons, path)
-            for image, persons, path in zip(arrays, self._people(arrays, parsed, flip), paths)
+            for image, persons, path in zip(arrays, self._people(arrays, parsed, names, flip), paths)
         ]
 
     def _box_provider(self, inputs: Any, boxes: BoxesArg) -> Callable[[int, InputItem], np.ndarray | None]:
@@ -238,16 +239,22 @@ class KeypointPredictor:
         return person
 
     def _people(
-        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None], flip: bool | None = None
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray | None],
+        names: Sequence[str],
+        flip: bool | None = None,
     ) -> list[list[dict[str, Any]]]:
-        """Per image, its people (:meth:`person_result`): every crop of every image in one forward."""
+        """Per image, its people (:meth:`person_result`): every crop of every image in one forward. A box
+        entirely outside its image is dropped with a warning naming the image (``names``)."""
         crops, centers, scales = [], [], []
         owners: list[tuple[int, np.ndarray | None]] = []
-        for slot, (image, rows) in enumerate(zip(images, boxes)):
+        for slot, (image, rows, name) in enumerate(zip(images, boxes, names)):
             height, width = image.shape[:2]
             if rows is None:
                 regions = [(whole_image_center_scale(width, height), None)]
             else:
+                rows = drop_boxes_outside(rows, width, height, name)
                 regions = [(box_xyxy_to_center_scale(row[:4], self.spec.aspect_ratio), row) for row in rows]
             for (center, scale), row in regions:
                 crops.append(self._crop(image, center, scale))

@@ -79,6 +79,12 @@ class ExportFormat:
     writer: str | ArtifactWriter
     """The writer, or ``"module:function"`` imported on first use."""
     default_precision: str = "fp32"
+    companions: tuple[str, ...] = ()
+    """Suffixes of the other files written beside the output (an IR's ``.bin``), never overwritten silently."""
+
+    def outputs(self, output: Path) -> list[Path]:
+        """Every file an export to ``output`` writes."""
+        return [output, *(output.with_suffix(suffix) for suffix in self.companions)]
 
     def load_writer(self) -> ArtifactWriter:
         """The writer function (imported now when given as a string)."""
@@ -281,7 +287,7 @@ register_runtime(
 register_runtime(
     "openvino", "tinypose.runtimes.openvino:OpenVinoRuntime", aliases=("ov",),
     available=lambda device: device.type == "cpu" and module_available("openvino"), auto_rank={"cpu": 1},
-    export=ExportFormat("openvino", ".xml", "tinypose.runtimes.openvino:write_openvino_ir"),
+    export=ExportFormat("openvino", ".xml", "tinypose.runtimes.openvino:write_openvino_ir", companions=(".bin",)),
 )  # fmt: skip
 register_runtime(
     "tensorrt", "tinypose.runtimes.tensorrt:TensorRTRuntime", aliases=("trt",),

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from ..plotting import pyplot, save_figure
 
-__all__ = ["ExportBestCheckpoint", "SaveOnInterrupt", "TrainingCurves", "plot_training_curves"]
+__all__ = ["ExportBestCheckpoint", "SaveOnInterrupt", "TrainingCurves", "checkpoint_paths", "plot_training_curves"]
 
 
 def _scalar(metrics: dict[str, Any], name: str) -> float | None:
@@ -57,6 +57,27 @@ def plot_training_curves(
     else:
         ap_axis.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ap_axis.transAxes)
     return save_figure(fig, path)
+
+
+def checkpoint_paths(trainer: L.Trainer) -> dict[str, Any]:
+    """``best_checkpoint``, ``best_AP`` and ``last_checkpoint`` of a run, from its ``ModelCheckpoint`` callbacks.
+
+    The best is kept by the callback that monitors a metric; ``last.ckpt`` by the one without a monitor
+    that saves ``last`` after every epoch (conf/callbacks/default.yaml), else by Lightning's ``save_last``.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    callbacks = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]  # type: ignore[attr-defined]
+    best = next((c for c in callbacks if c.monitor is not None), None)
+    every_epoch = next((c for c in callbacks if c.monitor is None and c.filename == "last"), None)
+    last = every_epoch.best_model_path if every_epoch is not None else ""
+    last = last or next((c.last_model_path for c in callbacks if c.last_model_path), "")
+    score = best.best_model_score if best is not None else None
+    return {
+        "best_checkpoint": (best.best_model_path if best is not None else "") or None,
+        "best_AP": float(score) if score is not None else None,
+        "last_checkpoint": last or None,
+    }
 
 
 class TrainingCurves(Callback):
@@ -115,12 +136,12 @@ class ExportBestCheckpoint(Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from .checkpoint import export_checkpoint
 
-        callback = trainer.checkpoint_callback
-        source = getattr(callback, "best_model_path", "") or getattr(callback, "last_model_path", "")
+        paths = checkpoint_paths(trainer)
+        source = paths["best_checkpoint"] or paths["last_checkpoint"]
         if not source or not Path(source).is_file():
             return
-        score = getattr(callback, "best_model_score", None)
-        extra = {"best_AP": f"{float(score):.6f}"} if score is not None else {}
+        score = paths["best_AP"] if paths["best_checkpoint"] else None
+        extra = {"best_AP": f"{score:.6f}"} if score is not None else {}
         target = Path(trainer.default_root_dir) / self.path
         self.exported = str(export_checkpoint(source, target, extra))
         rank_zero_info(f"best weights: {self.exported} (from {source})")

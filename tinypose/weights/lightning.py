@@ -8,6 +8,7 @@ hyper-parameters (``model_name``).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,17 @@ def load_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(f"{path}: checkpoint does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols and asks to "file an issue"
+            warnings.simplefilter("ignore", UserWarning)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 (unpickling errors come in many types)
-        raise WeightsError(
-            f"{path}: not a loadable Lightning checkpoint with weights_only=True ({type(error).__name__}: {error})"
-        ) from None
+        # torch's own message is not passed on: it advises loading the file with code execution allowed
+        if "unsupported global" in str(error).lower():
+            raise WeightsError(
+                f"{path}: refused: the checkpoint holds pickled Python objects besides tensors and plain "
+                "containers, and loading those could run code; only tinypose training checkpoints are read"
+            ) from None
+        raise WeightsError(f"{path}: not a PyTorch checkpoint file (torch.load cannot read it)") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise WeightsError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     return checkpoint

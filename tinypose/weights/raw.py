@@ -77,6 +77,11 @@ def detect_format(path: str | Path) -> str:
         return "pdparams"
     if suffix in (".pdmodel", ".pdiparams", ".json"):
         return "paddle_inference"
+    if suffix == ".bin" and not path.with_suffix(".xml").is_file():
+        raise WeightsError(
+            f"{path}: a .bin is read only as the tensors of an OpenVINO IR, and there is no "
+            f"{path.with_suffix('.xml').name} beside it; pass a weights file ({', '.join(FORMATS)})"
+        )
     if suffix in (".xml", ".bin"):
         return "openvino"
     if suffix == ".ckpt":
