@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from tinypose.options import hydra_argv_error
 from tinypose.predict.cli import run_infer
@@ -18,7 +19,11 @@ CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")
 def main(cfg: DictConfig) -> None:
-    run_infer(cfg)
+    """Run the predictor; a setting removed (``~model``) or of the wrong type ends in one line, not a traceback."""
+    try:
+        run_infer(cfg)
+    except OmegaConfBaseException as error:
+        sys.exit(f"error: {str(error).splitlines()[0]} (see python infer.py --help for the settings)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,12 @@ folder (no earlier cache is used or polluted); the default weights come from
 downloading off; ``OMP_WAIT_POLICY=PASSIVE``, what the README advises on a shared machine (this one).
 
     python tests/test_doc_commands.py --list               # every block and whether it runs
-    python tests/test_doc_commands.py [-k README] [--keep]  # run them (what the slow tests do)
+    python tests/test_doc_commands.py [-k README] [--keep]  # run them one by one
+    python -m pytest -m docs                                # run them as tests (CI does, as its own step)
+
+The block runs are marked ``docs`` and left out of a plain ``python -m pytest`` (pyproject's
+``addopts``): together they take minutes (two training epochs, a video), longer than the whole
+rest of the suite, so CI runs them as a separate step after it.
 """
 
 from __future__ import annotations
@@ -175,6 +180,7 @@ def test_not_run_markers_are_read() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.docs
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.not_run is None], ids=lambda b: b.name)
 def test_doc_block_runs_as_written(block: Block, tmp_path: Path) -> None:
     if not (SHARED / "weights" / "openvino").is_dir():

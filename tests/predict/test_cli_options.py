@@ -153,6 +153,7 @@ def test_video_run_lists_the_files_written(infer_config, built, e2e_dir: Path, t
         ("input=photo (1).jpg", "\"input='photo (1).jpg'\""),
         ("input=a.jpg,b.jpg", "for a list write input=[a.jpg,b.jpg]"),
         ("model=foo", "model='foo' is not a choice; choose one of PP-TinyPose_128x96, PP-TinyPose_256x192"),
+        ("~model", "error: Key 'model' is not in struct (see python infer.py --help for the settings)"),
     ],
 )
 def test_arguments_hydra_cannot_read_are_one_line(argument: str, message: str) -> None:
