@@ -1,0 +1,143 @@
+"""Ray Data batch inference against a plain loop, and two single-threaded actors against one.
+
+    python benchmarks/bench_ray.py [--copies 4] [--rounds 3] [--pose-only]
+
+Workload: the 22 coco_dev photos (``--copies`` symlinked copies of each, so that the run is long
+next to Ray's start-up), PP-PicoDet 192 + PP-TinyPose 128x96 (real weights, OpenVINO IR read into
+torch), one torch thread per worker. Three cases, interleaved in every round on one local Ray instance
+(2 CPUs, started once, outside the timings):
+
+* ``loop``: one process, no Ray: build the pipeline, then :class:`tinypose.scale.worker.PoseWorker`
+  called on the same batches of units Ray would give it (read, pose, write the Parquet shards);
+* ``ray 1 actor`` / ``ray 2 actors``: :func:`tinypose.scale.run_batch` end to end (actor start and
+  model load included, as a user waits for them), one CPU and one thread per actor.
+
+Printed: per case the median images/s with the range over rounds, the ratios (2 actors / 1 actor;
+Ray 1 actor's overhead against the loop), and the load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared"))
+
+
+def workload(folder: Path, copies: int) -> list[str]:
+    """``copies`` symlinks of each coco_dev photo in ``folder`` (distinct paths: distinct inputs)."""
+    images = sorted((SHARED / "data" / "coco_dev" / "images").glob("*.jpg"))
+    paths = []
+    for copy in range(copies):
+        for image in images:
+            link = folder / f"{copy}_{image.name}"
+            link.symlink_to(image)
+            paths.append(str(link))
+    return paths
+
+
+def settings(pose_only: bool) -> dict:
+    weights = SHARED / "weights" / "openvino"
+    found = {
+        "model": "PP-TinyPose_128x96",
+        "model_dir": str(weights / "tinypose_128x96" / "model.xml"),
+        "device": "cpu",
+        "batch_size": 1,
+    }
+    if not pose_only:
+        found["detector"] = "picodet_s_192_lcnet_pedestrian"
+        found["detector_model_dir"] = str(weights / "picodet_s_192_lcnet_pedestrian" / "model.xml")
+    return found
+
+
+def run_loop(paths: list[str], model: dict, output: Path, units_per_shard: int) -> float:
+    """Seconds for the plain loop: model built, every batch read, posed and written in this process."""
+    from tinypose.scale import plan_units
+    from tinypose.scale.worker import PoseWorker
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    worker = PoseWorker(model, str(output), threads=1)
+    units = [unit.as_row() for unit in plan_units(paths)]
+    for first in range(0, len(units), units_per_shard):
+        chunk = units[first : first + units_per_shard]
+        worker({column: [row[column] for row in chunk] for column in ("key", "path", "start", "stop")})
+    return time.perf_counter() - start
+
+
+def run_ray(paths: list[str], model: dict, output: Path, actors: int, units_per_shard: int) -> float:
+    from tinypose.scale import run_batch
+
+    start = time.perf_counter()
+    summary = run_batch(paths, output, model, num_actors=actors, threads=1, units_per_shard=units_per_shard)
+    assert summary["processed"] == len(paths) and summary["errors"] == 0, summary
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--copies", type=int, default=4, help="copies of the 22 coco_dev photos")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--units-per-shard", type=int, default=8)
+    parser.add_argument("--pose-only", action="store_true", help="no detector: PP-TinyPose on whole images")
+    args = parser.parse_args()
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    model = settings(args.pose_only)
+    load_before = os.getloadavg()
+    times: dict[str, list[float]] = {"loop": [], "ray 1 actor": [], "ray 2 actors": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        inputs = root / "inputs"
+        inputs.mkdir()
+        paths = workload(inputs, args.copies)
+        for round_index in range(args.rounds):
+            for case in times:
+                output = root / f"out_{round_index}_{case.replace(' ', '_')}"
+                if case == "loop":
+                    seconds = run_loop(paths, model, output, args.units_per_shard)
+                else:
+                    actors = 1 if case == "ray 1 actor" else 2
+                    seconds = run_ray(paths, model, output, actors, args.units_per_shard)
+                shutil.rmtree(output)
+                times[case].append(seconds)
+                print(f"round {round_index + 1} {case}: {len(paths) / seconds:.2f} img/s ({seconds:.1f} s)", flush=True)
+    load_after = os.getloadavg()
+    ray.shutdown()
+    rate = {case: [len(paths) / s for s in values] for case, values in times.items()}
+    print(
+        f"\n{len(paths)} images, {'pose only' if args.pose_only else 'PicoDet 192 + TinyPose 128x96'}, "
+        f"{args.rounds} rounds, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    )
+    print("| case | images/s (median) | range |\n|---|---:|---|")
+    for case, values in rate.items():
+        print(f"| {case} | {statistics.median(values):.2f} | {min(values):.2f}-{max(values):.2f} |")
+    per_round_scaling = [two / one for one, two in zip(rate["ray 1 actor"], rate["ray 2 actors"])]
+    per_round_overhead = [ray_s / loop_s - 1 for loop_s, ray_s in zip(times["loop"], times["ray 1 actor"])]
+    print(
+        f"\n2 actors / 1 actor: {statistics.median(per_round_scaling):.2f}x "
+        f"(rounds {', '.join(f'{v:.2f}' for v in per_round_scaling)}); target >= 1.6x"
+    )
+    print(
+        f"Ray 1 actor vs loop: {100 * statistics.median(per_round_overhead):+.1f}% time "
+        f"(rounds {', '.join(f'{100 * v:+.1f}%' for v in per_round_overhead)}); target <= +15%"
+    )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
