@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,22 @@ def reference_service(ray_service: dict[str, Any]) -> Any:
     return build_service(ray_service["settings"])
 
 
+def metric(text: str, name: str) -> float:
+    found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def batched_somewhere(port: int, tries: int = 8) -> bool:
+    """True when a replica's ``/metrics`` (each replica counts its own) shows fewer batches than requests."""
+    for _ in range(tries):
+        status, text = request(port, "GET", "/metrics")
+        assert status == 200
+        batches = metric(text, "tinypose_batch_size_count")
+        if batches and metric(text, "tinypose_batched_requests_total") > batches:
+            return True
+    return False
+
+
 def encoded(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -112,6 +129,7 @@ def test_concurrent_requests_get_the_answer_of_each_alone(
         assert status == 200, body
         alone = reference_service.run([Job("pipeline", path.read_bytes(), visualize=False)])[0]
         assert body["errorCode"] == 0 and body["result"] == alone["body"]["result"], path.name
+    assert batched_somewhere(ray_service["port"]), "no replica answered two requests in one batch"
     boxes = [[10.0, 20.0, 200.0, 400.0, 0.9]]
     status, body = request(
         ray_service["port"],

@@ -34,6 +34,12 @@ _replica: dict[str, Any] = {}
 """This process's replica (one per Ray actor): the app's routes reach its batching method through it."""
 
 
+def _this_replica() -> KeypointDeployment | None:
+    """The replica of this process, once its models are loaded. A module-level function: Ray ships the
+    app builder's closures by value (with copies of the globals they name) but calls this one by name."""
+    return _replica.get("deployment")
+
+
 def _asgi_builder(info: ServiceInfo, limits: Limits) -> Callable[[], FastAPI]:
     """A builder of the replica's FastAPI app; Ray Serve calls it inside each replica."""
 
@@ -42,10 +48,12 @@ def _asgi_builder(info: ServiceInfo, limits: Limits) -> Callable[[], FastAPI]:
         gate, metrics = Gate(), Metrics()
 
         async def submit(job: Job) -> dict[str, Any]:
-            return await _replica["deployment"].answer_batch(job)
+            deployment = _this_replica()
+            assert deployment is not None, "requests reach the app after the replica is constructed"
+            return await deployment.answer_batch(job)
 
         def ready() -> bool:
-            deployment = _replica.get("deployment")
+            deployment = _this_replica()
             return deployment is not None and deployment.service is not None
 
         for path, handler, methods in endpoints(submit, limits, metrics, info, ready, gate):
