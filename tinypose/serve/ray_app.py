@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -111,6 +112,10 @@ def run_server(settings: Mapping[str, Any], limits: Limits, address: str | None 
     Ctrl+C or SIGTERM, then shut Serve down (each replica finishes its requests first)."""
     import ray
 
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends serving as Ctrl+C does, through the shutdown below
+
+    signal.signal(signal.SIGTERM, stop)
     ray.init(address=address, log_to_driver=True)
     serve.start(http_options={"host": str(settings["host"]), "port": int(settings["port"])})
     try:
