@@ -7,8 +7,11 @@ next to Ray's start-up), PP-PicoDet 192 + PP-TinyPose 128x96 (real weights, Open
 torch), one torch thread per worker. Three cases, interleaved in every round on one local Ray instance
 (2 CPUs, started once, outside the timings):
 
-* ``loop``: one process, no Ray: build the pipeline, then :class:`tinypose.scale.worker.PoseWorker`
-  called on the same batches of units Ray would give it (read, pose, write the Parquet shards);
+* ``loop``: a fresh process, no Ray: build the pipeline, then :class:`tinypose.scale.worker.PoseWorker`
+  called on the same batches of units Ray would give it (read, pose, write the Parquet shards), one
+  torch and one OpenCV thread, ``OMP_NUM_THREADS=1`` as Ray gives an actor of one CPU;
+* ``loop x2 processes``: the same in two processes at once, each on half of the images: how much two
+  single-threaded workers can gain on this machine at this moment, with no engine at all;
 * ``ray 1 actor`` / ``ray 2 actors``: :func:`tinypose.scale.run_batch` end to end (actor start and
   model load included, as a user waits for them), one CPU and one thread per actor.
 
@@ -22,9 +25,11 @@ the same way for the loop). Printed: per case the medians with the range over ro
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +38,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared"))
@@ -74,18 +78,36 @@ def steady_rate(output: Path, units_per_shard: int) -> float:
     return images / (times[-1] - times[0])
 
 
-def run_loop(paths: list[str], model: dict, output: Path, units_per_shard: int) -> float:
-    """Seconds for the plain loop: model built, every batch read, posed and written in this process."""
-    from tinypose.scale import plan_units
-    from tinypose.scale.worker import PoseWorker
+LOOP = """
+import json, sys, time
+start = time.perf_counter()
+from tinypose.scale import plan_units
+from tinypose.scale.worker import PoseWorker
+paths, model, output, size = json.loads(sys.argv[1])
+worker = PoseWorker(model, output, threads=1)
+units = [unit.as_row() for unit in plan_units(paths)]
+for first in range(0, len(units), size):
+    chunk = units[first : first + size]
+    worker({column: [row[column] for row in chunk] for column in ("key", "path", "start", "stop")})
+"""
 
-    torch.set_num_threads(1)
+
+def run_loop(paths: list[str], model: dict, output: Path, units_per_shard: int, processes: int = 1) -> float:
+    """Seconds for the plain loop in ``processes`` fresh processes (no Ray), each on its share of the
+    paths: import, model built, every batch read, posed and written; the environment a Ray actor of one
+    CPU gets (``OMP_NUM_THREADS=1``). Two processes are what the machine allows any engine."""
     start = time.perf_counter()
-    worker = PoseWorker(model, str(output), threads=1)
-    units = [unit.as_row() for unit in plan_units(paths)]
-    for first in range(0, len(units), units_per_shard):
-        chunk = units[first : first + units_per_shard]
-        worker({column: [row[column] for row in chunk] for column in ("key", "path", "start", "stop")})
+    shares = [paths[index::processes] for index in range(processes)]
+    running = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOOP, json.dumps([share, model, str(output), units_per_shard])],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for share in shares
+    ]
+    for process in running:
+        if process.wait() != 0:
+            raise RuntimeError(f"the loop exited with {process.returncode}")
     return time.perf_counter() - start
 
 
@@ -111,7 +133,7 @@ def main() -> None:
     ray.data.DataContext.get_current().enable_progress_bars = False
     model = settings(args.pose_only)
     load_before = os.getloadavg()
-    times: dict[str, list[float]] = {"loop": [], "ray 1 actor": [], "ray 2 actors": []}
+    times: dict[str, list[float]] = {"loop": [], "loop x2 processes": [], "ray 1 actor": [], "ray 2 actors": []}
     steady: dict[str, list[float]] = {case: [] for case in times}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -121,8 +143,8 @@ def main() -> None:
         for round_index in range(args.rounds):
             for case in times:
                 output = root / f"out_{round_index}_{case.replace(' ', '_')}"
-                if case == "loop":
-                    seconds = run_loop(paths, model, output, args.units_per_shard)
+                if case.startswith("loop"):
+                    seconds = run_loop(paths, model, output, args.units_per_shard, 2 if "x2" in case else 1)
                 else:
                     actors = 1 if case == "ray 1 actor" else 2
                     seconds = run_ray(paths, model, output, actors, args.units_per_shard)
@@ -149,12 +171,14 @@ def main() -> None:
         )
     for label, table in (("end to end", rate), ("steady", steady)):
         scaling = [two / one for one, two in zip(table["ray 1 actor"], table["ray 2 actors"])]
+        ceiling = [two / one for one, two in zip(table["loop"], table["loop x2 processes"])]
         overhead = [
             loop / ray_1 - 1 for loop, ray_1 in zip(table["loop"], table["ray 1 actor"])
         ]  # extra time per image
         print(
             f"{label}: 2 actors / 1 actor {statistics.median(scaling):.2f}x "
-            f"(rounds {', '.join(f'{v:.2f}' for v in scaling)}; target >= 1.6x); "
+            f"(rounds {', '.join(f'{v:.2f}' for v in scaling)}; target >= 1.6x; "
+            f"2 plain processes / 1: {statistics.median(ceiling):.2f}x, what the machine allowed); "
             f"Ray 1 actor vs loop {100 * statistics.median(overhead):+.1f}% time per image "
             f"(rounds {', '.join(f'{100 * v:+.1f}%' for v in overhead)}; target <= +15%)"
         )

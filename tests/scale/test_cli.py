@@ -58,5 +58,8 @@ def test_infer_engine_ray_writes_parquet_and_resumes(
     )
     again = run_infer(compose_config("infer", overrides))
     assert again["processed"] == 0 and again["skipped"] == 5
+    with pytest.raises(SystemExit, match="^error: model_dir=.*missing.xml: no such file or folder$"):
+        missing = [o for o in overrides if not o.startswith("model_dir=")] + [f"model_dir={tmp_path / 'missing.xml'}"]
+        run_infer(compose_config("infer", missing))
     with pytest.raises(SystemExit, match="^error: .*glob pattern matches no files$"):
         run_infer(compose_config("infer", [*overrides[1:], f"input={tmp_path / 'nothing' / '*.jpg'}"]))

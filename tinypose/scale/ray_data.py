@@ -20,6 +20,7 @@ from typing import Any
 
 from .shards import completed_units
 from .units import plan_units
+from .worker import PoseWorker, check_settings
 
 __all__ = ["BatchSummary", "run_batch"]
 
@@ -67,6 +68,7 @@ def run_batch(
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"output={folder} is an existing file; it names a folder for the Parquet shards")
+    check_settings(settings or {})
     units = plan_units(inputs, frames_per_unit)
     done = completed_units(folder) if folder.is_dir() else {}
     todo = [unit for unit in units if unit.key not in done]
@@ -79,8 +81,6 @@ def run_batch(
         "output": str(folder),
     }
     if todo:
-        from .worker import PoseWorker  # the model stack, loaded only when there is work
-
         ray = _ray()
         if not ray.is_initialized():
             ray.init(address=address, log_to_driver=False)

@@ -13,19 +13,36 @@ smoothing across a video (they need the frames in order in one process).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
+from ..detect import get_detector_spec
 from ..images import InputError, read_image_file, to_bgr8
+from ..models.tinypose import get_spec
 from ..pipeline import KeypointPipeline, create_pipeline
 from ..predict import KeypointPredictor, create_model
 from .shards import write_shard
 from .units import WorkUnit
 
-__all__ = ["PoseWorker", "build_runner", "result_rows"]
+__all__ = ["PoseWorker", "build_runner", "check_settings", "result_rows"]
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse, with one line, what would fail in every actor: an unknown model or detector name, weights
+    that do not exist, a batch size below 1. Called by the driver before any actor starts."""
+    get_spec(str(settings.get("model", "PP-TinyPose_128x96")))
+    if settings.get("detector") is not None:
+        get_detector_spec(settings["detector"])
+    for key in ("model_dir", "detector_model_dir"):
+        value = settings.get(key)
+        if value is not None and not Path(str(value)).exists():
+            raise ValueError(f"{key}={value}: no such file or folder")
+    if int(settings.get("batch_size", 1)) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {settings.get('batch_size')}")
 
 
 def build_runner(settings: Mapping[str, Any]) -> KeypointPredictor | KeypointPipeline:
@@ -91,12 +108,13 @@ def error_row(path: str, frame_index: int | None, message: str) -> dict[str, Any
 class PoseWorker:
     """Work units in, one output shard per call out (see the module docstring).
 
-    ``settings``: as :func:`build_runner`; ``output``: the shard folder; ``threads``: torch's CPU
-    threads in this worker (``None``: torch's default)."""
+    ``settings``: as :func:`build_runner`; ``output``: the shard folder; ``threads``: the CPU threads of
+    this worker, torch's and OpenCV's (``None``: their defaults, one per core)."""
 
     def __init__(self, settings: Mapping[str, Any], output: str, threads: int | None = None) -> None:
         if threads:
             torch.set_num_threads(int(threads))
+            cv2.setNumThreads(int(threads))  # OpenCV's pool too: the crops' warps and the detector's resize
         self.settings = dict(settings)
         self.output = output
         self.batch_size = max(1, int(self.settings.get("batch_size", 1)))
