@@ -1,6 +1,7 @@
 """One local Ray instance (2 CPUs) shared by every test of this folder; Ray's start-up is slow on 2 cores.
 
-The tests skip with a message when the ``ray`` extra is not installed (``pip install -e ".[ray]"``).
+The tests skip with a message when the ``ray`` extra is not installed (``pip install -e ".[ray]"``). Those
+that start Ray are marked slow (each takes 20-50 s on a busy 2-core machine); CI runs them.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ def assert_same_people(rows: list[dict[str, Any]], reference: dict[tuple[str, in
     assert set(got) <= set(reference)  # no rows for frames or images predict() did not see
 
 
+@pytest.mark.slow
 def test_pipeline_matches_predict_on_photos_coco_and_video(
     ray_instance: dict, model_settings: dict, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -110,6 +111,7 @@ def test_pipeline_matches_predict_on_photos_coco_and_video(
     assert again["skipped"] == 11 and again["processed"] == 0  # all written: nothing runs
 
 
+@pytest.mark.slow
 def test_pose_only_and_bad_files_get_error_rows(
     ray_instance: dict, model_settings: dict, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -151,6 +153,7 @@ def worker_pids() -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_actor_killed_mid_run_loses_and_duplicates_nothing(
     ray_instance: dict, model_settings: dict, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -188,6 +191,7 @@ run_batch(json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), num_act
 """
 
 
+@pytest.mark.slow
 def test_rerun_after_interruption_processes_only_what_is_missing(
     ray_instance: dict, model_settings: dict, data_dir: Path, tmp_path: Path
 ) -> None:

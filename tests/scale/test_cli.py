@@ -38,6 +38,7 @@ def test_serve_engine_option(compose_config: Any) -> None:
         settings_from_config(compose_config("serve", ["engine=spark"]))
 
 
+@pytest.mark.slow
 def test_infer_engine_ray_writes_parquet_and_resumes(
     ray_instance: dict, compose_config: Any, openvino_dir: Path, data_dir: Path, tmp_path: Path, capsys: Any
 ) -> None:
