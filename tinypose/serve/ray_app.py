@@ -124,3 +124,4 @@ def run_server(settings: Mapping[str, Any], limits: Limits, address: str | None 
         pass
     finally:
         serve.shutdown()
+        ray.shutdown()  # a local instance started here goes with its agents
