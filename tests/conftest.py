@@ -30,7 +30,7 @@ SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared")).resolve
 
 DEFAULT_THREADS = min(2, torch.get_num_threads())
 """torch intra-op threads for the tests."""
-ONE_THREAD_SUITES = frozenset({"detect", "pipeline", "predict", "serve", "train"})
+ONE_THREAD_SUITES = frozenset({"detect", "pipeline", "predict", "scale", "serve", "train"})
 """Test folders that run one torch thread: many small forwards (or training steps) where two OpenMP
 threads on a busy 2-core machine stall each other (measured ~6x slower for a PicoDet forward, ~10x
 for training steps)."""

@@ -21,7 +21,10 @@ from .predictor import create_model
 from .result import to_builtin
 from .writers import VideoJsonWriter
 
-__all__ = ["BOOLEAN_OPTIONS", "DEMO_IMAGE", "run_infer"]
+__all__ = ["BOOLEAN_OPTIONS", "DEMO_IMAGE", "ENGINES", "run_infer"]
+
+ENGINES = ("local", "ray")
+"""``engine=``: ``local`` (this process) or ``ray`` (Ray Data actors writing Parquet, :mod:`tinypose.scale`)."""
 
 MAX_LISTED = 10
 """Up to this many written files are listed one per line at the end of a run."""
@@ -65,6 +68,18 @@ def _options(cfg: Mapping[str, Any]) -> dict[str, Any]:
         for name in ("min_cutoff", "beta"):
             value = cfg.get(name)
             options[name] = None if value is None else parse_float(value, name)
+        options["engine"] = str(cfg.get("engine", "local"))
+        if options["engine"] not in ENGINES:
+            raise OptionError(f"engine={options['engine']!r} is not an engine; use {' or '.join(ENGINES)}")
+        options["num_actors"] = parse_int(cfg.get("num_actors", 1), "num_actors", minimum=1)
+        options["cpus_per_actor"] = parse_float(
+            cfg.get("cpus_per_actor", 1), "cpus_per_actor", minimum=0, inclusive=False
+        )
+        options["gpus_per_actor"] = parse_float(cfg.get("gpus_per_actor", 0), "gpus_per_actor", minimum=0)
+        options["units_per_shard"] = parse_int(cfg.get("units_per_shard", 16), "units_per_shard", minimum=1)
+        options["frames_per_unit"] = parse_int(cfg.get("frames_per_unit", 256), "frames_per_unit", minimum=1)
+        address = cfg.get("ray_address")
+        options["ray_address"] = None if address is None else str(address)
     except OptionError as error:
         raise SystemExit(f"error: {error}") from None
     output = Path(str(cfg.get("output", "output/infer")))
@@ -89,6 +104,8 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     output = options["output"]
     model_cfg = cfg["model"]
     model_name = model_cfg["name"] if isinstance(model_cfg, Mapping) or hasattr(model_cfg, "get") else str(model_cfg)
+    if options["engine"] == "ray":
+        return _run_ray(cfg, options, inputs, model_name)
     try:
         device = usable_device(cfg.get("device"))
     except ValueError as error:
@@ -182,3 +199,42 @@ def _pipeline(cfg: Mapping[str, Any], options: Mapping[str, Any], predictor: Any
         )
     except (WeightsError, ValueError, OSError) as error:
         raise SystemExit(f"error: cannot build the detector {cfg['detector']}: {error}") from None
+
+
+def _run_ray(cfg: Mapping[str, Any], options: Mapping[str, Any], inputs: Any, model_name: str) -> dict[str, Any]:
+    """``engine=ray``: the inputs on Ray Data actors, one Parquet row per person in ``output``
+    (:func:`tinypose.scale.run_batch`); a re-run skips what is written."""
+    from ..scale import run_batch
+
+    detector_dir = cfg.get("detector_model_dir", cfg.get("detector_weights"))
+    settings = {
+        "model": model_name,
+        "model_dir": cfg.get("model_dir"),
+        "flip": options["flip"],
+        "device": cfg.get("device"),
+        "backend": str(cfg.get("backend", "torch")),
+        "detector": None if cfg.get("detector") is None else str(cfg["detector"]),
+        "detector_model_dir": None if detector_dir is None else str(detector_dir),
+        "det_threshold": options["det_threshold"],
+        "batch_size": options["batch_size"],
+    }
+    try:
+        summary = run_batch(
+            inputs,
+            options["output"],
+            settings,
+            num_actors=options["num_actors"],
+            cpus_per_actor=options["cpus_per_actor"],
+            gpus_per_actor=options["gpus_per_actor"],
+            threads=options["threads"] or 1,
+            units_per_shard=options["units_per_shard"],
+            frames_per_unit=options["frames_per_unit"],
+            address=options["ray_address"],
+        )
+    except (InputError, ImportError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    print(
+        f"{summary['units']} input(s): {summary['processed']} processed, {summary['skipped']} done before, "
+        f"{summary['errors']} error row(s), {summary['rows']} row(s) -> {options['output']}{os.sep}part-*.parquet"
+    )
+    return summary

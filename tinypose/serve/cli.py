@@ -9,11 +9,13 @@ from typing import Any
 
 from .core import BOXES_ENDPOINT, HEALTH_ENDPOINT, INFER_ENDPOINT, INFO_ENDPOINT, METRICS_ENDPOINT, Limits
 
-__all__ = ["parse_flag", "run_serve", "settings_from_config"]
+__all__ = ["ENGINES", "parse_flag", "ray_app", "run_serve", "settings_from_config"]
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 _HOSTS = ("0.0.0.0", "127.0.0.1", "::")
+ENGINES = ("litserve", "ray")
+"""``engine=``: LitServe in this process's children, or Ray Serve replicas (:mod:`tinypose.serve.ray_app`)."""
 
 
 def parse_flag(value: Any, option: str) -> bool:
@@ -117,8 +119,12 @@ def settings_from_config(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Limits
         "request_timeout": _number(cfg, "request_timeout", float, 1),
         "shutdown_timeout": _number(cfg, "shutdown_timeout", float, 0),
         "log_level": str(cfg.get("log_level", "info")),
+        "engine": str(cfg.get("engine", "litserve")),
+        "ray_address": None if cfg.get("ray_address") is None else str(cfg.get("ray_address")),
         "access_log": parse_flag(cfg.get("access_log", False), "access_log"),
     }
+    if settings["engine"] not in ENGINES:
+        raise SystemExit(f"error: engine={settings['engine']!r} is not an engine; use {' or '.join(ENGINES)}")
     if settings["port"] > 65535:
         raise SystemExit(f"error: port={settings['port']} must be <= 65535")
     try:
@@ -145,8 +151,6 @@ def run_serve(cfg: Mapping[str, Any]) -> None:
     settings, limits = settings_from_config(cfg)
     if settings["model_dir"] is None and os.environ.get("TINYPOSE_WEIGHTS_DIR") is None:
         print("default weights: $TINYPOSE_WEIGHTS_DIR unset, using (or downloading into) ~/.cache/tinypose")
-    from .litserve_app import run_server
-
     shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings["host"], settings["host"])  # where to open it
     models = " / ".join(name for name, _ in settings["models"])
     print(
@@ -157,6 +161,32 @@ def run_serve(cfg: Mapping[str, Any]) -> None:
         flush=True,
     )
     try:
-        run_server(settings, limits)
+        if settings["engine"] == "ray":
+            try:
+                from .ray_app import run_server as run_ray  # optional: the ``ray`` extra
+            except ImportError as error:
+                raise SystemExit(f'error: engine=ray needs Ray Serve: pip install -e ".[ray]" ({error})') from None
+            run_ray(settings, limits, settings["ray_address"])
+        else:
+            from .litserve_app import run_server
+
+            run_server(settings, limits)
     except RuntimeError as error:
         raise SystemExit(f"error: the service did not start: {error} (see the log above)") from None
+
+
+def ray_app(args: Mapping[str, Any]) -> Any:
+    """The Ray Serve application for ``serve run tinypose.serve.cli:ray_app key=value ...``: the options of
+    ``conf/serve.yaml`` (this checkout's defaults) with ``args`` over them, checked as ``python serve.py``
+    checks them (:func:`tinypose.serve.ray_app.build_application`)."""
+    from hydra import compose, initialize_config_dir
+
+    from .ray_app import build_application  # optional: the ``ray`` extra
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    if not (conf / "serve.yaml").is_file():
+        raise SystemExit(f"error: ray_app reads the defaults of {conf / 'serve.yaml'}; run it from a checkout")
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("serve", overrides=[f"{key}={value}" for key, value in args.items()])
+    settings, limits = settings_from_config(cfg)
+    return build_application(settings, limits)
