@@ -294,3 +294,8 @@ register_runtime(
     available=lambda device: device.type == "cuda" and module_available("tensorrt"), auto_rank={"cuda": 0},
     export=ExportFormat("tensorrt", ".engine", "tinypose.runtimes.tensorrt:write_tensorrt_engine", "fp16"),
 )  # fmt: skip
+# inductor is not ranked by auto: on the CPU here onnxruntime is faster (docs/export.md, "Compiled").
+register_runtime(
+    "inductor", "tinypose.runtimes.inductor:InductorRuntime", aliases=("aoti",),
+    available=lambda device: cast(bool, _resolve("tinypose.runtimes.inductor:inductor_available")(device)),
+)  # fmt: skip
