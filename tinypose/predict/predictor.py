@@ -133,7 +133,9 @@ class KeypointPredictor:
         self.crop_workers = min(8, os.cpu_count() or 1) if crop_workers is None and on_gpu else int(crop_workers or 0)
         if self.crop_workers < 0:
             raise ValueError(f"crop_workers must be >= 0, got {crop_workers}")
-        self._crop_pool: ThreadPoolExecutor | None = None
+        self._crop_pool = (
+            ThreadPoolExecutor(self.crop_workers, thread_name_prefix="tinypose-crop") if self.crop_workers > 1 else None
+        )
         self.codec = HeatmapCodec.from_spec(self.spec)
         if model is None:
             model = build_model(self.spec.name, pretrained=True if model_dir is None else model_dir)
@@ -334,9 +336,7 @@ class KeypointPredictor:
         if not regions:
             empty = np.zeros((0, 2))
             return PreparedCrops(None, empty, empty, owners, len(images))
-        if self.crop_workers > 1 and len(regions) > 1:
-            if self._crop_pool is None:
-                self._crop_pool = ThreadPoolExecutor(self.crop_workers, thread_name_prefix="tinypose-crop")
+        if self._crop_pool is not None and len(regions) > 1:
             crops = list(self._crop_pool.map(lambda region: self._crop(*region), regions))
         else:
             crops = [self._crop(*region) for region in regions]
