@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch._inductor  # the stand-ins replace its loader
 
 import tinypose
 from tinypose.runtimes import available_backends, create_backend, get_runtime

@@ -15,6 +15,7 @@ range and buckets, and :data:`RECIPE` (bumped when the compile settings below ch
 
 from __future__ import annotations
 
+import importlib
 import logging
 import platform
 import shutil
@@ -56,13 +57,9 @@ def cpu_name() -> str:
 
 def inductor_available(device: torch.device) -> bool:
     """CPU: a C++ compiler on PATH (Inductor's C++ backend); CUDA: triton installed (and a GPU, checked later)."""
-    if device.type == "cpu":
-        return any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++"))
-    if device.type == "cuda":
-        import importlib.util
+    from .registry import get_runtime
 
-        return importlib.util.find_spec("triton") is not None
-    return False
+    return get_runtime("inductor").is_available(device)
 
 
 class InductorRuntime(TorchRuntime):
@@ -149,14 +146,18 @@ class InductorRuntime(TorchRuntime):
         self.package_path = cached_artifact(
             folder, f"{model.spec.name}-{device.type}-{precision}", ".pt2", fields, build
         )
+        aoti = importlib.import_module("torch._inductor")  # imported on use: it takes a while
+
         start = time.perf_counter()
         device_index = device.index if device.type == "cuda" and device.index is not None else -1
-        self._package = torch._inductor.aoti_load_package(str(self.package_path), device_index=device_index)
+        self._package = aoti.aoti_load_package(str(self.package_path), device_index=device_index)
         self.load_seconds = time.perf_counter() - start
         self.network = self._package
 
     def _compile(self, model: TinyPose, path: Path) -> None:
         """Export the fused model with a dynamic batch and write the AOTInductor package to ``path``."""
+        aoti = importlib.import_module("torch._inductor")
+
         network = fuse_model(model).to(device=self.device, dtype=self.dtype).eval()
         if self.channels_last:
             network = network.to(memory_format=torch.channels_last)
@@ -166,5 +167,5 @@ class InductorRuntime(TorchRuntime):
             exported = torch.export.export(network, (example,), dynamic_shapes=({0: batch},))
         with tempfile.TemporaryDirectory(prefix="tinypose-aoti-") as tmp:
             # aoti_compile_and_package wants a name ending in .pt2; the cache renames the result into place
-            package = torch._inductor.aoti_compile_and_package(exported, package_path=str(Path(tmp) / "model.pt2"))
+            package = aoti.aoti_compile_and_package(exported, package_path=str(Path(tmp) / "model.pt2"))
             shutil.copyfile(package, path)
