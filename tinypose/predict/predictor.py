@@ -304,16 +304,6 @@ class KeypointPredictor:
         person["kpt_score"] = float(kpt_score)
         return person
 
-    def _people(
-        self,
-        images: Sequence[np.ndarray],
-        boxes: Sequence[np.ndarray | None],
-        names: Sequence[str],
-        flip: bool | None = None,
-    ) -> list[list[dict[str, Any]]]:
-        """Per image, its people (:meth:`person_result`): every crop of every image in one forward."""
-        return self.finish(self.prepare(images, boxes, names), flip)
-
     def prepare(
         self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None], names: Sequence[str]
     ) -> PreparedCrops:
