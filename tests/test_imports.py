@@ -81,7 +81,7 @@ def test_missing_optional_extras_break_nothing_unrelated() -> None:
         "import sys\n" + block + "import numpy as np\n"
         "import tinypose\n"
         "from tinypose.runtimes import RuntimeUnavailable, available_backends, create_backend\n"
-        "assert available_backends('cpu') == ['torch'], available_backends('cpu')\n"
+        "assert set(available_backends('cpu')) <= {'torch', 'inductor'}, available_backends('cpu')\n"  # inductor: torch + g++
         "model = tinypose.build_model('128x96')\n"
         "assert create_backend('auto', model).name == 'torch'\n"
         "predictor = tinypose.create_model('PP-TinyPose_128x96', model=model, backend='auto', device='cpu')\n"

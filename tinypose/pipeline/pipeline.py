@@ -37,7 +37,7 @@ from ..models.tinypose import ModelSpec
 from ..options import parse_bool
 from ..predict import KeypointPredictor, KeypointResult, create_model
 from ..predict.draw import DEFAULT_DRAW_THRESHOLD, draw_keypoints, line_width_for
-from ..predict.inputs import InputItem, iter_batches, iter_inputs
+from ..predict.inputs import InputItem, VideoSource, iter_batches, iter_inputs, prefetch, run_overlapped
 from .smoothing import OneEuroConfig
 from .tracking import PoseTracker
 
@@ -232,30 +232,49 @@ class KeypointPipeline:
             raise ValueError(f"batch_size must be >= 1, got {size}")
         self.errors = []
         trackers: dict[int, PoseTracker] = {}
+        pose = self.pose
+        held: list[VideoSource] | None = [] if pose.overlap else None
         batches = iter_batches(
-            iter_inputs(input, self.pose.url_timeout, self.pose.max_download_bytes),
+            prefetch(iter_inputs(input, pose.url_timeout, pose.max_download_bytes), pose.prefetch),
             size,
-            self.pose.on_error,
+            pose.on_error,
             self.errors,
             on_video_done=lambda video: trackers.pop(id(video), None),
+            held=held,
         )
+
+        def prepare(batch: list[tuple[int, InputItem]]) -> tuple[list[InputItem], list[np.ndarray], Any]:
+            """Detect, clip and crop (no pose network): the part that overlaps the previous batch's forward."""
+            items = [item for _, item in batch if item.image is not None]
+            images, _, _, names = pose.check_batch(
+                [item.image for item in items if item.image is not None], None, [item.input_path for item in items]
+            )
+            detections = self.detect(images, threshold, [item.name for item in items])
+            if self.clip:
+                detections = [clip_boxes(d, img.shape[1], img.shape[0]) for d, img in zip(detections, images)]
+            _, parsed, _, _ = pose.check_batch(images, detections, [item.input_path for item in items])
+            return items, detections, pose.prepare(images, parsed, names)
+
         try:
-            for batch in batches:
-                yield from self._run([item for _, item in batch], threshold, trackers)
+            if held is None:
+                for batch in batches:
+                    yield from self._finish(*prepare(batch), trackers)
+                return
+            yield from run_overlapped(batches, prepare, lambda job: self._finish(*job, trackers))
         finally:
             batches.close()  # finishes open videos now, not at garbage collection
+            for video in held or ():
+                video.close()
+                trackers.pop(id(video), None)
 
-    def _run(
-        self, items: list[InputItem], threshold: float | None, trackers: dict[int, PoseTracker]
+    def _finish(
+        self, items: list[InputItem], detections: list[np.ndarray], prepared: Any, trackers: dict[int, PoseTracker]
     ) -> Iterator[PipelineResult]:
-        readable = [(item, item.image) for item in items if item.image is not None]
-        results, detections = self._pose_people(
-            [image for _, image in readable],
-            threshold,
-            [item.input_path for item, _ in readable],
-            [item.name for item, _ in readable],
-        )
-        for (item, _), boxes, result in zip(readable, detections, results):
+        """Pose forward and decoding of a prepared batch, then tracking, in input order."""
+        images = [item.image for item in items if item.image is not None]
+        posed = self.pose.finish_results(prepared, images, [item.input_path for item in items])
+        for item, boxes, pose_result in zip(items, detections, posed):
+            result = PipelineResult.from_pose(pose_result)
             if item.frame_index is not None:
                 result["frame_index"] = item.frame_index
             result.video = item.video

@@ -15,9 +15,10 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -239,6 +240,7 @@ def iter_batches(
     on_error: str = "skip",
     errors: list[InputError] | None = None,
     on_video_done: Callable[[VideoSource], object] | None = None,
+    held: list[VideoSource] | None = None,
 ) -> Generator[list[tuple[int, InputItem]], None, None]:
     """The readable items of ``items`` in lists of ``batch_size`` ``(position, item)`` pairs.
 
@@ -248,11 +250,18 @@ def iter_batches(
     before the one that batch ended in are finished (and ``on_video_done(video)`` called); those
     still open are finished when the iteration ends or is closed, and ``items`` is closed then too
     (stopping a reader thread).
+
+    ``held``: for a consumer that works one batch behind what it has taken (it prepares the next batch
+    while the current one runs): every video of the last batch taken stays open when the next is
+    asked for, and when the iteration runs out the videos still open are appended to ``held``
+    instead of being finished, for the consumer to :meth:`~VideoSource.close` (and pass to
+    ``on_video_done``) once it has used their last batch. A stopped iteration finishes them all.
     """
     videos: list[VideoSource] = []
+    exhausted = False
 
-    def finish_videos(keep: VideoSource | None) -> None:
-        for video in [v for v in videos if v is not keep]:
+    def finish_videos(keep: VideoSource | None, spare: frozenset[int] = frozenset()) -> None:
+        for video in [v for v in videos if v is not keep and id(v) not in spare]:
             video.close()
             videos.remove(video)
             if on_video_done is not None:
@@ -273,15 +282,23 @@ def iter_batches(
             pending.append((position, item))
             if len(pending) == batch_size:
                 yield pending
-                pending = []
-                finish_videos(keep=item.video)
+                taken, pending = pending, []
+                if held is None:
+                    finish_videos(keep=item.video)
+                else:  # the consumer still has to run the batch just taken
+                    kept = frozenset(id(entry.video) for _, entry in taken if entry.video is not None)
+                    finish_videos(keep=None, spare=kept)
         if pending:
             yield pending
+        exhausted = True
     finally:
         close = getattr(items, "close", None)
         if close is not None:
             close()  # stops a prefetch thread and releases open videos now, not at garbage collection
-        finish_videos(keep=None)
+        if held is not None and exhausted:
+            held.extend(videos)
+        else:
+            finish_videos(keep=None)
 
 
 def count_inputs(inputs: Any) -> int | None:
@@ -304,6 +321,9 @@ def count_inputs(inputs: Any) -> int | None:
 
 
 _DONE = object()
+_Batch = TypeVar("_Batch")
+_Prepared = TypeVar("_Prepared")
+_Out = TypeVar("_Out")
 
 
 def prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
@@ -356,3 +376,34 @@ def prefetch(items: Iterable[Any], depth: int = 2) -> Iterator[Any]:
     finally:
         stop.set()
         thread.join()
+
+
+def run_overlapped(
+    batches: Iterator[_Batch], prepare: Callable[[_Batch], _Prepared], finish: Callable[[_Prepared], Iterable[_Out]]
+) -> Iterator[_Out]:
+    """``finish(prepare(batch))`` for each batch, with ``prepare`` of batch i+1 running in a worker thread
+    while ``finish`` of batch i runs in the caller's: what ``finish`` yields comes out in input order,
+    and an error (from ``batches`` or ``prepare``) after everything before it, as in a plain loop.
+
+    ``batches`` is taken one ahead of what has been finished: give :func:`iter_batches` ``held=``.
+    """
+    worker = ThreadPoolExecutor(1, thread_name_prefix="tinypose-prepare")
+    in_flight: Future[_Prepared] | None = None
+    try:
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except Exception:
+                if in_flight is not None:  # the batch taken before the error first
+                    yield from finish(in_flight.result())
+                raise
+            job = worker.submit(prepare, batch)
+            if in_flight is not None:
+                yield from finish(in_flight.result())
+            in_flight = job
+        if in_flight is not None:
+            yield from finish(in_flight.result())
+    finally:
+        worker.shutdown(wait=True, cancel_futures=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,10 @@ from ..images import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, VIDEO_SU
 from ..models.tinypose import ModelSpec, TinyPose, build_model, forward_with_flip, get_spec
 from ..runtimes import create_backend
 from .draw import DEFAULT_DRAW_THRESHOLD
-from .inputs import InputItem, VideoSource, iter_batches, iter_inputs, prefetch
+from .inputs import InputItem, VideoSource, iter_batches, iter_inputs, prefetch, run_overlapped
 from .result import KeypointResult
 
-__all__ = ["HeatmapFn", "KeypointPredictor", "create_model", "resolve_device"]
+__all__ = ["HeatmapFn", "KeypointPredictor", "PreparedCrops", "create_model", "resolve_device"]
 
 HeatmapFn = Callable[[torch.Tensor], torch.Tensor]
 """What the predictor runs crops through: ``fn(batch [N,3,H,W] float32 normalized RGB) -> heatmaps
@@ -52,6 +54,22 @@ BoxesArg = Any
 detection dicts ``{"coordinate": [...], "score": s}`` (see :func:`tinypose.boxes.parse_boxes`); for
 several images a sequence of those; or a detector, ``boxes(image_bgr) -> boxes``
 (:data:`tinypose.boxes.Detector`), called on each image in BGR order."""
+
+
+@dataclass
+class PreparedCrops:
+    """The crops of a batch of images, normalized and ready for one forward (:meth:`KeypointPredictor.prepare`).
+
+    ``batch``: float32 ``[N, 3, H, W]`` (in pinned memory on CUDA, so that the copy to the GPU is
+    asynchronous), or ``None`` without people; ``centers``/``scales``: ``[N, 2]``; ``owners``: per
+    crop, the image's slot and its parsed box row (``None`` for the whole image); ``images``: how many
+    images the batch has."""
+
+    batch: torch.Tensor | None
+    centers: np.ndarray
+    scales: np.ndarray
+    owners: list[tuple[int, np.ndarray | None]]
+    images: int
 
 
 def _is_single_image(inputs: Any) -> bool:
@@ -70,6 +88,13 @@ class KeypointPredictor:
     (``"skip"``, its error kept in :attr:`errors`) or stops the run (``"raise"``). A bad single
     input always raises :class:`~tinypose.predict.inputs.InputError`. ``prefetch``: images read
     and decoded ahead in a background thread (0: read in the calling thread).
+
+    Feeding a GPU: ``overlap`` makes :meth:`predict` prepare the next batch (boxes, crops,
+    normalization, pinned memory) in a worker thread while the current batch runs through the network
+    and is decoded; ``crop_workers`` threads warp the crops of a batch in parallel (OpenCV releases
+    the GIL). Both default to on for a CUDA device (``overlap``; ``crop_workers`` = min(8, CPUs)) and
+    off on the CPU, where the network already uses the cores. Results are the same either way: the
+    same functions run on the same data, only in other threads.
     """
 
     def __init__(
@@ -88,6 +113,8 @@ class KeypointPredictor:
         model: TinyPose | None = None,
         backend_options: dict[str, Any] | None = None,
         prefetch: int = 2,
+        overlap: bool | None = None,
+        crop_workers: int | None = None,
     ) -> None:
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', not {on_error!r}")
@@ -101,6 +128,14 @@ class KeypointPredictor:
         self.max_download_bytes = max_download_bytes
         self.prefetch = int(prefetch)
         self.device = usable_device(device)  # device="cuda" without a GPU: "use device=cpu"
+        on_gpu = self.device.type == "cuda"
+        self.overlap = on_gpu if overlap is None else bool(overlap)
+        self.crop_workers = min(8, os.cpu_count() or 1) if crop_workers is None and on_gpu else int(crop_workers or 0)
+        if self.crop_workers < 0:
+            raise ValueError(f"crop_workers must be >= 0, got {crop_workers}")
+        self._crop_pool = (
+            ThreadPoolExecutor(self.crop_workers, thread_name_prefix="tinypose-crop") if self.crop_workers > 1 else None
+        )
         self.codec = HeatmapCodec.from_spec(self.spec)
         if model is None:
             model = build_model(self.spec.name, pretrained=True if model_dir is None else model_dir)
@@ -135,19 +170,30 @@ class KeypointPredictor:
         self.errors = []
         boxes_for = self._box_provider(input, boxes)
         stream = prefetch(iter_inputs(input, self.url_timeout, self.max_download_bytes), self.prefetch)
-        batches = iter_batches(stream, int(batch_size), self.on_error, self.errors)
+        held: list[VideoSource] | None = [] if self.overlap else None
+        batches = iter_batches(stream, int(batch_size), self.on_error, self.errors, held=held)
+
+        def prepare(batch: list[tuple[int, InputItem]]) -> tuple[list[InputItem], PreparedCrops]:
+            readable = [item for _, item in batch if item.image is not None]
+            boxes = [boxes_for(position, item) for position, item in batch if item.image is not None]
+            images = [item.image for item in readable if item.image is not None]
+            return readable, self.prepare(images, boxes, [item.name for item in readable])
+
         try:
-            for batch in batches:
-                readable = [(position, item, item.image) for position, item in batch if item.image is not None]
-                people = self._people(
-                    [image for _, _, image in readable],
-                    [boxes_for(position, item) for position, item, _ in readable],
-                    [item.name for _, item, _ in readable],
-                )
-                for (_, item, image), persons in zip(readable, people):
-                    yield self._result(image, persons, item.input_path, item.frame_index, item.video)
+            if held is None:
+                for batch in batches:
+                    yield from self._finish_items(*prepare(batch))
+                return
+            yield from run_overlapped(batches, prepare, lambda job: self._finish_items(*job))
         finally:
             batches.close()  # finishes open videos now, not at garbage collection
+            for video in held or ():  # those the overlapped loop still used when the input ran out
+                video.close()
+
+    def _finish_items(self, items: list[InputItem], prepared: PreparedCrops) -> Iterator[KeypointResult]:
+        for item, persons in zip(items, self.finish(prepared)):
+            assert item.image is not None
+            yield self._result(item.image, persons, item.input_path, item.frame_index, item.video)
 
     def predict_batch(
         self,
@@ -165,8 +211,20 @@ class KeypointPredictor:
         empty entry: no people). ``input_paths``: what each result's ``input_path`` says (``None``
         by default). ``flip``: the flip test for this call (``None``: the predictor's :attr:`flip`; the
         service takes it per request). All crops of all images, and their mirrored twins when flipping,
-        go through one forward; nothing is read from files and no thread is started.
+        go through one forward; nothing is read from files (crops are warped by :attr:`crop_workers`
+        threads when there are any, on CUDA by default).
         """
+        arrays, parsed, paths, names = self.check_batch(images, boxes, input_paths)
+        return self.finish_results(self.prepare(arrays, parsed, names), arrays, paths, flip)
+
+    def check_batch(
+        self,
+        images: Sequence[np.ndarray],
+        boxes: Sequence[Any] | None = None,
+        input_paths: Sequence[str | None] | None = None,
+    ) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str | None], list[str]]:
+        """:meth:`predict_batch`'s arguments checked: BGR uint8 images, parsed boxes, paths, and the names
+        that errors use."""
         count = len(images)
         paths: list[str | None] = list(input_paths) if input_paths is not None else [None] * count
         if len(paths) != count:
@@ -179,10 +237,18 @@ class KeypointPredictor:
             if len(entries) != count:
                 raise ValueError(f"boxes has {len(entries)} entries for {count} images; give one per image")
             parsed = [parse_boxes(entry, name) for entry, name in zip(entries, names)]
-        return [
-            self._result(image, persons, path)
-            for image, persons, path in zip(arrays, self._people(arrays, parsed, names, flip), paths)
-        ]
+        return arrays, parsed, paths, names
+
+    def finish_results(
+        self,
+        prepared: PreparedCrops,
+        images: Sequence[np.ndarray],
+        input_paths: Sequence[str | None],
+        flip: bool | None = None,
+    ) -> list[KeypointResult]:
+        """:meth:`finish` as one :class:`KeypointResult` per image."""
+        people = self.finish(prepared, flip)
+        return [self._result(image, persons, path) for image, persons, path in zip(images, people, input_paths)]
 
     def _box_provider(self, inputs: Any, boxes: BoxesArg) -> Callable[[int, InputItem], np.ndarray | None]:
         if boxes is None:
@@ -238,33 +304,46 @@ class KeypointPredictor:
         person["kpt_score"] = float(kpt_score)
         return person
 
-    def _people(
-        self,
-        images: Sequence[np.ndarray],
-        boxes: Sequence[np.ndarray | None],
-        names: Sequence[str],
-        flip: bool | None = None,
-    ) -> list[list[dict[str, Any]]]:
-        """Per image, its people (:meth:`person_result`): every crop of every image in one forward. A box
-        entirely outside its image is dropped with a warning naming the image (``names``)."""
-        crops, centers, scales = [], [], []
+    def prepare(
+        self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None], names: Sequence[str]
+    ) -> PreparedCrops:
+        """Crop and normalize every person of ``images`` (BGR uint8; ``boxes`` parsed rows or ``None``
+        for the whole image) for one forward; no network runs here, so it may run in another thread.
+        A box entirely outside its image is dropped with a warning naming the image (``names``)."""
+        regions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # image, center, scale
         owners: list[tuple[int, np.ndarray | None]] = []
         for slot, (image, rows, name) in enumerate(zip(images, boxes, names)):
             height, width = image.shape[:2]
             if rows is None:
-                regions = [(whole_image_center_scale(width, height), None)]
-            else:
-                rows = drop_boxes_outside(rows, width, height, name)
-                regions = [(box_xyxy_to_center_scale(row[:4], self.spec.aspect_ratio), row) for row in rows]
-            for (center, scale), row in regions:
-                crops.append(self._crop(image, center, scale))
-                centers.append(center)
-                scales.append(scale)
+                center, scale = whole_image_center_scale(width, height)
+                regions.append((image, center, scale))
+                owners.append((slot, None))
+                continue
+            for row in drop_boxes_outside(rows, width, height, name):
+                center, scale = box_xyxy_to_center_scale(row[:4], self.spec.aspect_ratio)
+                regions.append((image, center, scale))
                 owners.append((slot, row))
-        people: list[list[dict[str, Any]]] = [[] for _ in images]
-        if crops:
-            keypoints, kpt_scores = self.run_crops(self.preprocess(crops), np.stack(centers), np.stack(scales), flip)
-            for person, (slot, box) in enumerate(owners):
+        if not regions:
+            empty = np.zeros((0, 2))
+            return PreparedCrops(None, empty, empty, owners, len(images))
+        if self._crop_pool is not None and len(regions) > 1:
+            crops = list(self._crop_pool.map(lambda region: self._crop(*region), regions))
+        else:
+            crops = [self._crop(*region) for region in regions]
+        batch = self.preprocess(crops)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()  # the runtime's copy to the GPU (non_blocking) is then asynchronous
+        centers = np.stack([center for _, center, _ in regions])
+        scales = np.stack([scale for _, _, scale in regions])
+        return PreparedCrops(batch, centers, scales, owners, len(images))
+
+    def finish(self, prepared: PreparedCrops, flip: bool | None = None) -> list[list[dict[str, Any]]]:
+        """Forward :meth:`prepare`'s crops (with their mirrored twins when flipping) and decode them into
+        each image's people; ``flip`` ``None`` is the predictor's :attr:`flip`."""
+        people: list[list[dict[str, Any]]] = [[] for _ in range(prepared.images)]
+        if prepared.batch is not None:
+            keypoints, kpt_scores = self.run_crops(prepared.batch, prepared.centers, prepared.scales, flip)
+            for person, (slot, box) in enumerate(prepared.owners):
                 people[slot].append(self.person_result(keypoints[person], kpt_scores[person], box))
         return people
 

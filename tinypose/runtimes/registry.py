@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,6 +276,13 @@ def _ort_available(device: torch.device) -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+def _inductor_available(device: torch.device) -> bool:
+    """Inductor's C++ backend needs a C++ compiler on PATH; its CUDA backend needs triton."""
+    if device.type == "cpu":
+        return any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++"))
+    return device.type == "cuda" and module_available("triton")
+
+
 # The built-in runtimes. auto: CUDA tensorrt > torch (fp16, CUDA graphs); CPU onnxruntime > openvino > torch.
 register_runtime(
     "torch", "tinypose.runtimes.torch:TorchRuntime", aliases=("pytorch",), auto_rank={"cuda": 1, "cpu": 2},
@@ -293,4 +301,9 @@ register_runtime(
     "tensorrt", "tinypose.runtimes.tensorrt:TensorRTRuntime", aliases=("trt",),
     available=lambda device: device.type == "cuda" and module_available("tensorrt"), auto_rank={"cuda": 0},
     export=ExportFormat("tensorrt", ".engine", "tinypose.runtimes.tensorrt:write_tensorrt_engine", "fp16"),
+)  # fmt: skip
+# inductor is not ranked by auto: on the CPU here onnxruntime is faster (docs/export.md, "Compiled").
+register_runtime(
+    "inductor", "tinypose.runtimes.inductor:InductorRuntime", aliases=("aoti",),
+    available=lambda device: _inductor_available(device),
 )  # fmt: skip

@@ -3,10 +3,12 @@ precision, CUDA graphs and ``torch.compile``."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -72,10 +74,15 @@ class TorchRuntime(Runtime):
         if cuda_graphs:
             self.max_batch = self.MAX_GRAPH_BATCH
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, Tensor, Tensor]] = {}
+        self._lock = threading.Lock()  # one set of graph buffers per runtime; the service calls from threads
 
     def _prepare(self, batch: Tensor) -> Tensor:
         batch = batch.to(self.device, self.dtype, non_blocking=True)
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def _device_guard(self) -> contextlib.AbstractContextManager[Any]:
+        """Pin the runtime's GPU for capture and replay (``device="cuda:1"`` while cuda:0 is current)."""
+        return torch.cuda.device(self.device)
 
     def forward(self, batch: Tensor) -> Tensor:
         with torch.inference_mode():
@@ -83,13 +90,16 @@ class TorchRuntime(Runtime):
                 return self.network(self._prepare(batch))
             count = batch.shape[0]
             size = 1 << (count - 1).bit_length()  # the next power of two
-            cuda_graph, static_in, static_out = self._graphs.get(size) or self._capture(size)
-            static_in[:count].copy_(self._prepare(batch))
-            cuda_graph.replay()
-            return static_out[:count].clone()
+            with self._lock, self._device_guard():
+                cuda_graph, static_in, static_out = self._graphs.get(size) or self._capture(size)
+                static_in[:count].copy_(self._prepare(batch))
+                cuda_graph.replay()
+                return static_out[:count].clone()
 
     def _capture(self, size: int) -> tuple[torch.cuda.CUDAGraph, Tensor, Tensor]:
-        """Capture the forward for one batch size (after warm-up on a side stream, as CUDA requires)."""
+        """Capture the forward for one batch size on the runtime's device: warm-up on a side stream of
+        that device, as CUDA requires, and the capture on that same stream (not PyTorch's shared
+        capture stream, which belongs to whichever device was current when it was first made)."""
         static_in = self._prepare(torch.zeros(size, *self.input_shape))
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -98,7 +108,7 @@ class TorchRuntime(Runtime):
                 self.network(static_in)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=stream):
             static_out = self.network(static_in)
         self._graphs[size] = (graph, static_in, static_out)
         return self._graphs[size]
