@@ -62,8 +62,10 @@ class BatchNorm2d(nn.BatchNorm2d):
         count = x.numel() // x.shape[1]
         momentum = self.momentum if self.momentum is not None else 0.0
         if count > 1 and momentum > 0:
-            with torch.no_grad():  # torch added momentum * var * n/(n-1); Paddle adds momentum * var
-                self.running_var.sub_((self.running_var - (1.0 - momentum) * before) / count)
+            # torch added momentum * var * n/(n-1); Paddle adds momentum * var. Through ``.data``: autograd
+            # keeps running_var as an input of batch_norm (unused by its backward) and checks its version
+            running = self.running_var.data
+            running.sub_((running - (1.0 - momentum) * before) / count)
         return out
 
 

@@ -11,61 +11,24 @@ in float64 (``paddle.set_default_dtype``): the noise-floor reference. Writes the
 gradients, losses, LRs, BatchNorm statistics after step 1 and the state after selected steps.
 """
 
-import importlib.abc
-import importlib.machinery
 import sys
-import types
-import typing
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from ppdet_trainer import build_trainer
+
 ppdet, size, dtype, input_path, output_path, coco_dev = sys.argv[1:7]
-# ppdet.data.source imports imgaug (lane datasets only, not used here; not installed in the Paddle env):
-# any imgaug.* import gets an empty package whose attributes are None
-
-
-class _Stub(types.ModuleType):
-    __path__: typing.ClassVar[list] = []
-
-    def __getattr__(self, name: str) -> None:
-        return None
-
-
-class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(self, name, path, target=None):
-        return importlib.machinery.ModuleSpec(name, self, is_package=True) if name.split(".")[0] == "imgaug" else None
-
-    def create_module(self, spec):
-        return _Stub(spec.name)
-
-    def exec_module(self, module):
-        pass
-
-
-sys.meta_path.insert(0, _StubFinder())
-sys.path.insert(0, ppdet)
-
-import paddle  # noqa: E402
-
-paddle.set_device("cpu")
-paddle.set_default_dtype(dtype)
-from ppdet.core.workspace import load_config  # noqa: E402
-from ppdet.engine import Trainer  # noqa: E402
-
 inputs = np.load(input_path)
 steps = int(inputs["steps"])
 snapshots = [int(s) for s in inputs["snapshots"]]
-cfg = load_config(f"{ppdet}/configs/keypoint/tiny_pose/tinypose_{size}.yml")
-cfg.use_gpu = False
-cfg.worker_num = 0
-cfg["TrainDataset"].dataset_dir = coco_dev
-cfg["TrainDataset"].image_dir = "images"
-cfg["TrainDataset"].anno_path = "annotations/person_keypoints.json"
-cfg["TrainReader"]["batch_size"] = int(inputs["batch_size"])
-piecewise, warmup = cfg["LearningRate"]["schedulers"]
-piecewise.milestones = [int(m) for m in inputs["milestones"]]
-warmup.steps = int(inputs["warmup_steps"])
-trainer = Trainer(cfg, mode="train")
+trainer = build_trainer(
+    ppdet, size, dtype, coco_dev, int(inputs["batch_size"]), list(inputs["milestones"]), int(inputs["warmup_steps"])
+)
+import paddle  # noqa: E402  (imported by build_trainer with the sources on sys.path)
+from ppdet.core.workspace import load_config  # noqa: E402
+
 assert len(trainer.loader) == int(inputs["steps_per_epoch"]), len(trainer.loader)
 model, optimizer, lr = trainer.model, trainer.optimizer, trainer.lr
 state = {k[len("state/") :]: v for k, v in inputs.items() if k.startswith("state/")}
