@@ -7,6 +7,7 @@ initial weights of each run, the fixed batches (the recipe's augmentation applie
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ coco_dev's 65 persons in batches of 8), so that 24 steps see the warmup, the pla
 STEPS_PER_EPOCH = 9
 SNAPSHOTS = (1, 5, 10, 20, 24)
 """Steps after which parameters (sampled) are stored."""
-SAMPLES = 32
+SAMPLES = 16
 """Elements sampled per parameter tensor (seeded), where full tensors would make the fixture large."""
 
 
@@ -60,3 +61,12 @@ def sample_indices(numel: int, position: int) -> np.ndarray:
     if numel <= SAMPLES:
         return np.arange(numel)
     return np.sort(np.random.default_rng(position).choice(numel, SAMPLES, replace=False))
+
+
+def batch_digest(batches: list[dict[str, torch.Tensor]]) -> str:
+    """sha256 of the fixed batches' bytes (the fixture records it; the tests check their rebuild)."""
+    digest = hashlib.sha256()
+    for batch in batches:
+        for key in ("image", "target", "target_weight"):
+            digest.update(batch[key].numpy().astype(np.float32).tobytes())
+    return digest.hexdigest()

@@ -94,7 +94,12 @@ def straight(common, tmp_path: Path) -> tuple[Path, list]:
     """The uninterrupted run, with a checkpoint every 2 steps (steps 2, 4, 6, 8: 2 and 8 inside epochs)."""
     log = BatchLog()
     steps = ModelCheckpoint(
-        dirpath=tmp_path / "steps", filename="step{step}", every_n_train_steps=2, save_top_k=-1, monitor=None
+        dirpath=tmp_path / "steps",
+        filename="step{step}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=2,
+        save_top_k=-1,
+        monitor=None,
     )
     run_train(common(tmp_path / "straight"), extra_callbacks=[log, steps])
     return tmp_path / "straight", log.rows

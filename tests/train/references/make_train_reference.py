@@ -15,7 +15,6 @@ statistics after step 1, and the stock schedule's LR at the recipe's steps per e
 from __future__ import annotations
 
 import argparse
-import hashlib
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from parity_setup import (  # noqa: E402
     SNAPSHOTS,
     STEPS,
     STEPS_PER_EPOCH,
+    batch_digest,
     initial_model,
     parity_batches,
     sample_indices,
@@ -42,15 +42,6 @@ from parity_setup import (  # noqa: E402
 RECIPE_STEPS_PER_EPOCH = {"128x96": 74, "256x192": 293}
 """ceil(149,813 COCO persons / (512 or 128 per GPU x 4 GPUs)): the stock recipes' steps per epoch."""
 BN_SUFFIXES = {"_mean": "running_mean", "_variance": "running_var"}
-
-
-def batch_digest(batches: list) -> str:
-    """sha256 of the fixed batches' bytes (the tests rebuild them and check this)."""
-    digest = hashlib.sha256()
-    for batch in batches:
-        for key in ("image", "target", "target_weight"):
-            digest.update(batch[key].numpy().astype(np.float32).tobytes())
-    return digest.hexdigest()
 
 
 def lr_steps(total: int, boundaries: list[int]) -> np.ndarray:
@@ -70,6 +61,11 @@ def main() -> None:
     parser.add_argument("--shared", default=str(REPO.parent / "shared"))
     parser.add_argument("--sizes", nargs="+", default=["128x96", "256x192"])
     parser.add_argument("--inits", nargs="+", default=["random", "released"])
+    parser.add_argument(
+        "--keep",
+        default=str(Path(tempfile.gettempdir()) / "tinypose_train_reference"),
+        help="folder for Paddle's full outputs; existing ones are reused",
+    )
     args = parser.parse_args()
     shared = Path(args.shared)
     coco_dev = shared / "data" / "coco_dev"
@@ -99,10 +95,15 @@ def main() -> None:
                 for key, value in batch.items():
                     inputs[f"batch{step}/{key}"] = value.numpy()
             runs = {}
+            keep = Path(args.keep)
+            keep.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory() as tmp:
                 np.savez(Path(tmp) / "in.npz", **inputs)
                 for dtype in ("float32", "float64"):
-                    out = Path(tmp) / f"{dtype}.npz"
+                    out = keep / f"{size}_{init}_{dtype}.npz"
+                    if out.is_file():
+                        runs[dtype] = dict(np.load(out))
+                        continue
                     subprocess.run(
                         [
                             args.paddle_python,
@@ -117,11 +118,15 @@ def main() -> None:
                         check=True,
                     )
                     runs[dtype] = dict(np.load(out))
-            save_fixture(size, init, batches, runs)
+            save_fixture(size, init, batches, runs, state)
 
 
-def save_fixture(size: str, init: str, batches: list, runs: dict) -> None:
-    """Reduce both runs to the fixture (names in tinypose's spelling; Paddle's ``_mean``/``_variance`` renamed)."""
+def save_fixture(size: str, init: str, batches: list, runs: dict, state: dict) -> None:
+    """Reduce both runs to the fixture (names in tinypose's spelling; Paddle's ``_mean``/``_variance`` renamed).
+
+    Float64 parameters are stored as float32 differences from the initial weights (exact to ~1e-10 of
+    an update), BatchNorm statistics as float32 (1e-7 relative, the criterion is 1e-5).
+    """
     f32, f64 = runs["float32"], runs["float64"]
     names = [str(n) for n in f32["param_names"]]
     fixture: dict[str, np.ndarray] = {
@@ -135,24 +140,21 @@ def save_fixture(size: str, init: str, batches: list, runs: dict) -> None:
     idx = [sample_indices(int(f32[f"grad1/{n}"].size), i) for i, n in enumerate(names)]
     fixture["sample_offsets"] = np.cumsum([0] + [len(i) for i in idx])
 
-    def sampled(run: dict, key: str, dtype: type) -> np.ndarray:
-        return np.concatenate([run[f"{key}/{n}"].reshape(-1)[i] for n, i in zip(names, idx)]).astype(dtype)
-
-    def norms(run: dict, key: str) -> np.ndarray:
-        return np.array([np.linalg.norm(run[f"{key}/{n}"].astype(np.float64)) for n in names])
+    def sampled(arrays: dict, key: str) -> np.ndarray:
+        return np.concatenate([np.asarray(arrays[f"{key}/{n}"]).reshape(-1)[i] for n, i in zip(names, idx)])
 
     fixture["sample_index"] = np.concatenate(idx).astype(np.int32)
-    for tag, run, dtype in (("f32", f32, np.float32), ("f64", f64, np.float64)):
-        fixture[f"grad1_{tag}"] = sampled(run, "grad1", dtype)
-        fixture[f"grad1_norm_{tag}"] = norms(run, "grad1")
-        for step in SNAPSHOTS:
-            fixture[f"params{step}_{tag}"] = sampled(run, f"state{step}", dtype)
-            fixture[f"params{step}_norm_{tag}"] = norms(run, f"state{step}")
-        bn_names = sorted(
-            k[len("state1/") :] for k in run if k.startswith("state1/") and k.endswith(("_mean", "_variance"))
-        )
-        bn = np.concatenate([run[f"state1/{k}"].reshape(-1) for k in bn_names])
-        fixture[f"bn1_{tag}"] = bn.astype(dtype)
+    initial = sampled(state, "state").astype(np.float64)
+    fixture["grad1_f64"] = sampled(f64, "grad1")
+    fixture["grad1_norm_f64"] = np.array([np.linalg.norm(f64[f"grad1/{n}"]) for n in names])
+    fixture["grad1_f32"] = sampled(f32, "grad1").astype(np.float32)
+    fixture["params1_f32"] = sampled(f32, "state1").astype(np.float32)
+    for step in SNAPSHOTS:
+        fixture[f"delta{step}_f64"] = (sampled(f64, f"state{step}") - initial).astype(np.float32)
+    bn_names = sorted(
+        k[len("state1/") :] for k in f64 if k.startswith("state1/") and k.endswith(("_mean", "_variance"))
+    )
+    fixture["bn1_f64"] = np.concatenate([f64[f"state1/{k}"].reshape(-1) for k in bn_names]).astype(np.float32)
     fixture["bn_names"] = np.array([rename(k) for k in bn_names])
     fixture["bn_sizes"] = np.array([f64[f"state1/{k}"].size for k in bn_names])
     for key in (k for k in f64 if k.startswith("stock_lr/")):
