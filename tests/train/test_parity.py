@@ -96,7 +96,7 @@ def test_reference_batches_rebuild_identically(size: str, init: str, coco_dev: P
 def test_first_step_gradients_match_paddledetection(size: str, init: str, shared_dir: Path, coco_dev: Path) -> None:
     """Every parameter's gradient within 1e-4 of Paddle's (float64) relative to its norm (the model's
     norm where the true gradient is zero), or within 2x tinypose's own float32-vs-float64 difference;
-    tinypose float64 vs Paddle float64 (both deterministic) within 1e-6."""
+    tinypose float64 vs Paddle float64 within 1e-5 (most tensors agree to about 1e-12)."""
     reference = load_reference(size, init)
     batch = parity_batches(size, coco_dev, steps=1)[0]
     grads = {}
