@@ -207,7 +207,7 @@ def run_trajectory(size: str, init: str, shared: Path, batches: list, dtype: tor
         loss.backward()
         optimizer.step()
         scheduler.step()
-        result["loss"].append(float(loss))
+        result["loss"].append(float(loss.detach()))
         if step + 1 in SNAPSHOTS:
             result[step + 1] = np.concatenate(sampled(reference, params))
     return result
