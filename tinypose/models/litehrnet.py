@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["WIDER_NAIVE", "ConvNorm", "LiteHRNet", "LiteHRNetConfig", "channel_shuffle"]
+__all__ = ["WIDER_NAIVE", "BatchNorm2d", "ConvNorm", "LiteHRNet", "LiteHRNetConfig", "channel_shuffle"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,30 @@ def channel_shuffle(x: Tensor, groups: int = 2) -> Tensor:
     return x.transpose(1, 2).reshape(-1, channels, height, width)
 
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` whose running variance averages the *biased* batch variance, as Paddle's
+    ``BatchNorm2D`` does (torch averages the unbiased one, larger by n/(n-1), n = N*H*W per channel).
+
+    Momentum 0.1 here is Paddle's 0.9 (Paddle weighs the old statistics by its momentum), epsilon
+    1e-5 in both; normalisation itself always uses the biased batch variance. The correction is exact
+    algebra on torch's own update, so training costs no extra pass over the activations.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and self.track_running_stats and self.running_var is not None):
+            return super().forward(x)
+        before = self.running_var.clone()
+        out = super().forward(x)
+        count = x.numel() // x.shape[1]
+        momentum = self.momentum if self.momentum is not None else 0.0
+        if count > 1 and momentum > 0:
+            # torch added momentum * var * n/(n-1); Paddle adds momentum * var. Through ``.data``: autograd
+            # keeps running_var as an input of batch_norm (unused by its backward) and checks its version
+            running = self.running_var.data
+            running.sub_((running - (1.0 - momentum) * before) / count)
+        return out
+
+
 class ConvNorm(nn.Sequential):
     """Conv (no bias) + BatchNorm + optional ReLU; PaddleDetection's ``ConvNormLayer``.
 
@@ -65,17 +89,17 @@ class ConvNorm(nn.Sequential):
         self.conv = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False
         )
-        self.norm = nn.BatchNorm2d(out_channels)
+        self.norm = BatchNorm2d(out_channels)
         if relu:
             self.act = nn.ReLU()
 
 
 def _dw_bn(channels: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False), nn.BatchNorm2d(channels)]
+    return [nn.Conv2d(channels, channels, 3, stride, 1, groups=channels, bias=False), BatchNorm2d(channels)]
 
 
 def _pw_bn(in_channels: int, out_channels: int) -> list[nn.Module]:
-    return [nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False), nn.BatchNorm2d(out_channels)]
+    return [nn.Conv2d(in_channels, out_channels, 1, 1, 0, bias=False), BatchNorm2d(out_channels)]
 
 
 class Stem(nn.Module):

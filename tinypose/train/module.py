@@ -2,8 +2,11 @@
 
 Loss, optimizer and schedule follow ``configs/keypoint/tiny_pose/tinypose_*.yml``:
 ``KeyPointMSELoss(use_target_weight=True)`` (per-joint weighted MSE, averaged over joints), Adam
-without weight decay, ``LinearWarmup`` (from ``start_factor`` x LR) then ``PiecewiseDecay`` at epoch
-milestones. Validation runs :mod:`tinypose.train.evaluation` on the datamodule's persons and logs the
+with Paddle's coupled ``L2Decay`` (factor 0 in the recipes; BatchNorm parameters have their own,
+``norm_decay`` 0), ``LinearWarmup`` (from ``start_factor`` x LR) then ``PiecewiseDecay`` at epoch
+milestones, the LR a function of the optimizer step count (so any checkpoint resumes on the same
+LR). BatchNorm updates its statistics as Paddle's (:class:`tinypose.models.litehrnet.BatchNorm2d`).
+The whole loop is checked step by step against PaddleDetection's Trainer (tests/train/test_parity.py). Validation runs :mod:`tinypose.train.evaluation` on the datamodule's persons and logs the
 ten COCO stats as ``val/AP`` ... ``val/ARl``.
 """
 
@@ -28,9 +31,13 @@ __all__ = ["TinyPoseLitModule", "WarmupPiecewise", "batchnorm_is_folded", "init_
 
 
 def keypoint_mse_loss(heatmaps: Tensor, target: Tensor, target_weight: Tensor) -> Tensor:
-    """``KeyPointMSELoss``: mean over joints of the MSE of weight-masked heatmaps ([N,K,H,W], weights [N,K,1])."""
-    weight = target_weight.reshape(*target_weight.shape[:2], 1, 1)
-    return ((heatmaps.float() * weight - target.float() * weight) ** 2).mean()
+    """``KeyPointMSELoss``: mean over joints of the MSE of weight-masked heatmaps ([N,K,H,W], weights [N,K,1]).
+
+    Computed in float32 at least (half-precision heatmaps under AMP are widened), float64 for a float64 model.
+    """
+    dtype = torch.promote_types(heatmaps.dtype, torch.float32)
+    weight = target_weight.reshape(*target_weight.shape[:2], 1, 1).to(dtype)
+    return ((heatmaps.to(dtype) * weight - target.to(dtype) * weight) ** 2).mean()
 
 
 @dataclass
@@ -92,7 +99,10 @@ class TinyPoseLitModule(L.LightningModule):
 
     ``weights``: a path in any supported format (``build_model(name, pretrained=path)``) or ``None``
     to train from scratch with PaddleDetection's initialisation. ``norm_eval``: keep BatchNorm
-    statistics frozen (``"auto"``: when the weights are BN-folded).
+    statistics frozen (``"auto"``: when the weights are BN-folded; ``False`` trains them as
+    PaddleDetection does). ``weight_decay``: Paddle's ``L2Decay`` factor (added to the gradient,
+    not AdamW's decoupled decay); ``norm_weight_decay`` the same for BatchNorm weights and biases
+    (LiteHRNet's ``norm_decay``).
     """
 
     def __init__(
@@ -105,6 +115,7 @@ class TinyPoseLitModule(L.LightningModule):
         milestones: Sequence[int] = (380, 410),
         gamma: float | Sequence[float] = 0.1,
         weight_decay: float = 0.0,
+        norm_weight_decay: float = 0.0,
         loss_scale: float = 1.0,
         norm_eval: bool | str = "auto",
         flip_test: bool = True,
@@ -124,6 +135,7 @@ class TinyPoseLitModule(L.LightningModule):
                 "milestones": milestones,
                 "gamma": gamma,
                 "weight_decay": float(weight_decay),
+                "norm_weight_decay": float(norm_weight_decay),
                 "loss_scale": float(loss_scale),
                 "norm_eval": norm_eval,
                 "flip_test": bool(flip_test),
@@ -211,12 +223,55 @@ class TinyPoseLitModule(L.LightningModule):
         batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
         return max(1, math.ceil(batches / trainer.accumulate_grad_batches))
 
-    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+    def param_groups(self) -> list[dict]:
+        """Adam's parameter groups: BatchNorm weights/biases with ``norm_weight_decay``, the rest with
+        ``weight_decay`` (PaddleDetection's per-parameter ``L2Decay``: the BN ``ParamAttr`` overrides the
+        optimizer's regularizer)."""
+        norm_ids = {id(p) for m in self.model.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()}
+        norm = [p for p in self.model.parameters() if id(p) in norm_ids]
+        other = [p for p in self.model.parameters() if id(p) not in norm_ids]
+        hp = self.hparams
+        return [
+            {"params": other, "weight_decay": hp["weight_decay"]},
+            {"params": norm, "weight_decay": hp.get("norm_weight_decay", 0.0)},
+        ]
+
+    def lr_schedule(self, steps_per_epoch: int) -> WarmupPiecewise:
+        """The LR factor per optimizer step for ``steps_per_epoch`` (milestones are in epochs)."""
         hp = AttributeDict(self.hparams)
-        optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        steps = self._steps_per_epoch()
         gamma = hp.gamma
         factors = [gamma / 10**i for i in range(len(hp.milestones))] if isinstance(gamma, float) else list(gamma)
-        schedule = WarmupPiecewise(hp.warmup_steps, hp.warmup_start_factor, [m * steps for m in hp.milestones], factors)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return WarmupPiecewise(
+            hp.warmup_steps, hp.warmup_start_factor, [m * steps_per_epoch for m in hp.milestones], factors
+        )
+
+    def build_optimizer(self, steps_per_epoch: int) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+        """Adam over :meth:`param_groups` and its per-step LR schedule (what ``configure_optimizers`` returns)."""
+        optimizer = torch.optim.Adam(self.param_groups(), lr=self.hparams["lr"])
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_schedule(steps_per_epoch))
+
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        optimizer, scheduler = self.build_optimizer(self._steps_per_epoch())
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    def on_train_start(self) -> None:
+        """Set the LR from the optimizer step count. A checkpoint written inside an epoch
+        (``every_n_train_steps``) holds the scheduler as it was before that step's scheduler update
+        (Lightning steps it after ``on_train_batch_end``), so restoring it alone resumed one LR step behind."""
+        sync_schedulers(self.trainer)
+
+
+def sync_schedulers(trainer: L.Trainer) -> None:
+    """Put every ``LambdaLR`` at ``trainer.global_step`` and its optimizer's LR at that step's value."""
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR) or config.interval != "step":
+            continue
+        step = int(trainer.global_step)
+        if scheduler.last_epoch == step:
+            continue
+        scheduler.last_epoch = step
+        values = [base * fn(step) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+        for group, value in zip(scheduler.optimizer.param_groups, values):
+            group["lr"] = value
+        scheduler._last_lr = values  # what get_last_lr() reports
