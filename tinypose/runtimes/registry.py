@@ -322,13 +322,15 @@ register_runtime(
 )  # fmt: skip
 register_runtime(
     "onnxruntime", "tinypose.runtimes.onnxruntime:OrtRuntime", aliases=("ort",), available=_ort_available,
-    auto_rank={"cpu": 0},
-    export=ExportFormat("onnx", ".onnx", "tinypose.runtimes.onnxruntime:write_onnx", precisions=("fp32", "fp16", "int8")),
+    auto_rank={"cpu": 0}, export=ExportFormat("onnx", ".onnx", "tinypose.runtimes.onnxruntime:write_onnx"),
 )  # fmt: skip
 register_runtime(
     "openvino", "tinypose.runtimes.openvino:OpenVinoRuntime", aliases=("ov",),
     available=lambda device: device.type == "cpu" and module_available("openvino"), auto_rank={"cpu": 1},
-    export=ExportFormat("openvino", ".xml", "tinypose.runtimes.openvino:write_openvino_ir", companions=(".bin",)),
+    export=ExportFormat(
+        "openvino", ".xml", "tinypose.runtimes.openvino:write_openvino_ir", precisions=("fp32", "fp16", "int8"),
+        companions=(".bin",),
+    ),
 )  # fmt: skip
 register_runtime(
     "tensorrt", "tinypose.runtimes.tensorrt:TensorRTRuntime", aliases=("trt",),
