@@ -183,6 +183,8 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
         ("torch +BN fold", lambda: _torch_runner(fuse_batchnorm(model)), "step"),
         ("torch +shuffle fold", lambda: _backend_runner(create_backend("torch", model, channels_last=False)), "step"),
     ]
+    if args.no_steps:
+        factories = []
     for backend in args.backends:
         factories.append((backend, lambda b=backend: _backend_runner(create_backend(b, model, **options)), "tinypose"))
     if args.calib_images is not None:
@@ -380,6 +382,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load", action="store_true", help="also time the tinypose backends next to a busy process")
     parser.add_argument("--calib-images", type=Path, default=None, help="int8 calibration folder (default: coco_dev)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 backends")
+    parser.add_argument("--no-steps", action="store_true", help="skip the torch ablation steps (slow under load)")
     parser.add_argument("--json", type=Path, help="also write all rows here")
     args = parser.parse_args(argv)
     if args.quick:
