@@ -3,8 +3,9 @@
 
 ExecuTorch is PyTorch's path to Android, iOS and embedded devices (PaddleX's counterpart is
 Paddle-Lite); the ``.pte`` written by ``export.py --format executorch`` is the file an app loads.
-The program takes a batch of 1 to :data:`MAX_BATCH` crops (a dynamic dimension with that bound);
-larger batches run in chunks. The optional extra ``executorch`` installs it.
+The program takes one crop (a static shape, what mobile apps run; a dynamic batch dimension
+exported but failed to resize at run time here: ``Error resizing tensor at input 0``); batches
+run crop by crop. The optional extra ``executorch`` installs it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from .base import Runtime, RuntimeUnavailable
 
 __all__ = ["MAX_BATCH", "ExecuTorchRuntime", "export_executorch", "write_executorch"]
 
-MAX_BATCH = 32
-"""Upper bound of the program's batch dimension (XNNPACK plans memory for it)."""
+MAX_BATCH = 1
+"""The program's (static) batch size."""
 
 
 def _import_executorch() -> tuple[Any, Any]:
@@ -50,9 +51,8 @@ def export_executorch(model: TinyPose, path: str | Path, max_batch: int = MAX_BA
 
     spec = model.spec
     network = fuse_model(model).eval()
-    example = (torch.randn(2, 3, spec.input_height, spec.input_width),)
-    batch = torch.export.Dim("batch", min=1, max=max_batch)
-    exported = torch.export.export(network, example, dynamic_shapes=({0: batch},))
+    example = (torch.randn(max_batch, 3, spec.input_height, spec.input_width),)
+    exported = torch.export.export(network, example)
     program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
