@@ -25,6 +25,16 @@ Inference are printed, because absolute numbers on a shared machine move by ~30%
 The compiled ``inductor`` runtime is left out by default: its first start compiles for minutes on 2
 cores; ``--cache-dir`` keeps its package, so a second run loads it (the "ready in" line says which).
 
+INT8: ``openvino int8`` runs the model quantized by NNCF (the ``int8`` extra), calibrated on
+``--calib-images`` (default ../shared/data/coco_dev/images; ``--no-int8`` skips).
+
+Under load (``--load``): every round also times the tinypose backends while one competing
+``python -c "while True: pass"`` runs (started before and ended after that pass, by this script
+only), and the table adds each backend's loaded/idle ratio; the line under it gives the default
+backend's (``tinypose.runtimes.default_backend``) ratio to the fastest, idle and loaded.
+
+    python benchmarks/bench_backends.py --load --no-paddle --no-openvino-ir
+
 Memory: ``load MB`` is the peak resident-memory growth while a backend is created (weights,
 export, compiled graph), ``run MB`` the peak growth while it runs a batch, first call included
 (activations, per-shape compilation, scratch); from /proc/self with the peak reset through
@@ -34,13 +44,15 @@ export, compiled graph), ``run MB`` the peak growth while it runs a batch, first
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,11 +63,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from peers import PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model  # noqa: E402 (after sys.path)
+from peers import BUSY_LOOP, PEERS_PYTHON, PaddlePeer, openvino_ir_runner, paddle_inference_model  # noqa: E402 (after sys.path)
 
 import tinypose  # noqa: E402
 from tinypose.models.fuse import fuse_batchnorm  # noqa: E402
-from tinypose.runtimes import available_backends, create_backend, runtime_names  # noqa: E402
+from tinypose.runtimes import (  # noqa: E402
+    auto_runtime,
+    available_backends,
+    create_backend,
+    default_backend,
+    runtime_names,
+)
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -80,6 +98,8 @@ class Candidate:
     load_mb: float
     kind: str = "tinypose"
     rates: dict[int, list[float]] = field(default_factory=dict)
+    loaded: dict[int, list[float]] = field(default_factory=dict)
+    """Rates while a competing busy process runs (``--load``)."""
     run_mb: dict[int, float] = field(default_factory=dict)
     max_diff: float = float("nan")
     peer: PaddlePeer | None = None
@@ -170,8 +190,16 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
         ("torch +BN fold", lambda: _torch_runner(fuse_batchnorm(model)), "step"),
         ("torch +shuffle fold", lambda: _backend_runner(create_backend("torch", model, channels_last=False)), "step"),
     ]
+    if args.no_steps:
+        factories = []
     for backend in args.backends:
         factories.append((backend, lambda b=backend: _backend_runner(create_backend(b, model, **options)), "tinypose"))
+    if args.calib_images is not None:
+        int8 = {**options, "precision": "int8", "calib_images": args.calib_images}
+        for backend in [b for b in ("openvino",) if b in args.backends]:
+            factories.append(
+                (f"{backend} int8", lambda b=backend: _backend_runner(create_backend(b, model, **int8)), "tinypose")
+            )
     ir = args.shared / "weights" / "openvino" / f"tinypose_{size}" / "model.xml"
     if source.startswith("real") and ir.is_file() and not args.no_openvino_ir:
         factories.append(("OpenVINO IR (peer)", lambda: openvino_ir_runner(ir, args.threads), "peer"))
@@ -194,6 +222,7 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
                 with _PeakRss() as peak:  # warm-up: OpenVINO compiles per batch size, allocators grow
                     candidate.rate(batch, 0.0)
                 candidate.rates[size_n], candidate.run_mb[size_n] = [], peak.mb
+                candidate.loaded[size_n] = []
             for round_index in range(args.rounds):
                 for candidate in candidates:
                     if candidate.rounds is not None and round_index >= candidate.rounds:
@@ -201,6 +230,11 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
                     with _PeakRss() as peak:
                         candidate.rates[size_n].append(candidate.rate(batch, args.seconds))
                     candidate.run_mb[size_n] = max(candidate.run_mb[size_n], peak.mb)
+                if args.load:
+                    with _busy_process():
+                        for candidate in candidates:
+                            if candidate.kind == "tinypose":
+                                candidate.loaded[size_n].append(candidate.rate(batch, args.seconds))
     finally:
         if paddle is not None and paddle.peer is not None:
             peak_mb = paddle.peer.close()
@@ -210,10 +244,13 @@ def bench_size(size: str, args: argparse.Namespace, workdir: Path) -> list[dict]
     for candidate in candidates:
         for size_n in args.batches:
             rates = sorted(candidate.rates[size_n])
+            loaded = sorted(candidate.loaded.get(size_n, []))
             rows.append({
                 "size": size, "batch": size_n, "backend": candidate.name, "kind": candidate.kind,
                 "crops_per_s": rates[len(rates) // 2], "load_mb": candidate.load_mb,
                 "run_mb": candidate.run_mb[size_n], "max_abs_diff": candidate.max_diff,
+                "loaded_crops_per_s": loaded[len(loaded) // 2] if loaded else None,
+                "idle_range": [rates[0], rates[-1]], "loaded_range": [loaded[0], loaded[-1]] if loaded else None,
             })  # fmt: skip
     _print_table(size, rows, args.batches)
     return rows
@@ -250,6 +287,7 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
 
     print(
         f"\n{'backend':<34}{'batch':>6}{'crops/s':>10}{'x IR':>7}{'x Paddle':>9}{'x orig':>8}{'load MB':>9}{'run MB':>8}{'max|diff|':>11}"
+        f"{'loaded':>9}{'ld/idle':>8}"
     )
     for batch in batches:
         ir, paddle, original = (
@@ -263,9 +301,11 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
             def ratio(base: float, value: float = value) -> str:
                 return f"{value / base:.2f}" if base else "-"
 
+            loaded = row["loaded_crops_per_s"]
             print(
                 f"{row['backend']:<34}{batch:>6}{value:>10.1f}{ratio(ir):>7}{ratio(paddle):>9}{ratio(original):>8}"
                 f"{row['load_mb']:>9.1f}{row['run_mb']:>8.1f}{row['max_abs_diff']:>11.1e}"
+                + (f"{loaded:>9.1f}{loaded / value:>8.2f}" if loaded else "")
             )
         best = max(
             (r for r in rows if r["batch"] == batch and r["kind"] == "tinypose"),
@@ -279,7 +319,43 @@ def _print_table(size: str, rows: list[dict], batches: list[int]) -> None:
             if paddle:
                 verdict.append(f"{best['crops_per_s'] / paddle:.2f}x Paddle Inference")
             print("  -> " + ", ".join(verdict))
+        _print_default(rows, batch)
         print()
+
+
+def _print_default(rows: list[dict], batch: int) -> None:
+    """The default backend's speed against the fastest fp32 tinypose backend, idle and under load."""
+    fp32 = [r for r in rows if r["batch"] == batch and r["kind"] == "tinypose" and "int8" not in r["backend"]]
+    name = auto_runtime("cpu")[0].name if default_backend("cpu") == "auto" else default_backend("cpu")
+    default = next((r for r in fp32 if r["backend"] == name), None)
+    if default is None or not fp32:
+        return
+    fastest = max(fp32, key=lambda r: r["crops_per_s"])
+    line = (
+        f"  default ({name}) at batch {batch}: {default['crops_per_s'] / fastest['crops_per_s']:.2f}x the fastest "
+        f"fp32 ({fastest['backend']})"
+    )
+    loaded = [r for r in fp32 if r["loaded_crops_per_s"]]
+    if default["loaded_crops_per_s"] and loaded:
+        fastest_loaded = max(loaded, key=lambda r: r["loaded_crops_per_s"])
+        line += (
+            f"; under load keeps {default['loaded_crops_per_s'] / default['crops_per_s']:.0%} of idle, "
+            f"{default['loaded_crops_per_s'] / fastest_loaded['loaded_crops_per_s']:.2f}x the fastest loaded "
+            f"({fastest_loaded['backend']})"
+        )
+    print(line)
+
+
+@contextlib.contextmanager
+def _busy_process() -> Iterator[None]:
+    """One competing ``python -c "while True: pass"`` for the duration of the block (ended by its pid)."""
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    try:
+        time.sleep(0.2)  # let it get onto a core
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -312,12 +388,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-paddle", action="store_true", help="skip Paddle Inference")
     parser.add_argument("--no-openvino-ir", action="store_true", help="skip the OpenVINO IR peer")
     parser.add_argument("--quick", action="store_true", help="one round of 0.4 s per candidate")
+    parser.add_argument("--load", action="store_true", help="also time the tinypose backends next to a busy process")
+    parser.add_argument("--calib-images", type=Path, default=None, help="int8 calibration folder (default: coco_dev)")
+    parser.add_argument("--no-int8", action="store_true", help="skip the int8 backends")
+    parser.add_argument("--no-steps", action="store_true", help="skip the torch ablation steps (slow under load)")
     parser.add_argument("--json", type=Path, help="also write all rows here")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds = 1, 0.4
     if args.backends is None:
         args.backends = [name for name in available_backends("cpu") if name != "inductor"]
+    if args.no_int8:
+        args.calib_images = None
+    elif args.calib_images is None:
+        coco_dev = args.shared / "data" / "coco_dev" / "images"
+        args.calib_images = coco_dev if coco_dev.is_dir() else None
     if args.weights and len(args.sizes) > 1:
         parser.error("--weights holds one model size; pass one --sizes with it")
     return args

@@ -1,9 +1,10 @@
 """Images per second of ``create_model(...).predict(folder)`` end to end, next to PaddleX's own predictor.
 
     python benchmarks/bench_predict.py [--images DIR] [--repeat 4] [--threads 1] [--batch-size 1]
-        [--backends torch onnxruntime openvino] [--paddlex-python PY] [--paddlex-pythonpath DIR]
+        [--backends default torch onnxruntime openvino] [--paddlex-python PY] [--paddlex-pythonpath DIR]
 
-End to end = from image files to keypoints (decode, crop, normalize, forward, decode); no saving.
+``default`` (the default of ``--backends``) is what ``create_model()`` runs when no backend is
+named (onnxruntime on the CPU). End to end = from image files to keypoints (decode, crop, normalize, forward, decode); no saving.
 Both sizes, flip off and on, the real weights (``../shared/weights/openvino``). PaddleX 3.7.2
 runs the same weights (written into its inference program, ``benchmarks/paddlex_models.py``) in
 its own Python (a subprocess kept alive), in the same run, with the same number of CPU threads,
@@ -125,7 +126,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch and for Paddle")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=SIZES)
-    parser.add_argument("--backends", nargs="+", default=["torch"], help="tinypose backends to time")
+    parser.add_argument(
+        "--backends", nargs="+", default=["default"],
+        help="tinypose backends to time; 'default': what create_model() uses when none is named",
+    )  # fmt: skip
     parser.add_argument("--paddlex-python", default="/work/peers/bin/python")
     parser.add_argument("--paddlex-pythonpath", default="", help="extra PYTHONPATH for it (e.g. its OpenCV)")
     args = parser.parse_args()
@@ -134,6 +138,7 @@ def main() -> None:
 
     from tinypose import create_model
     from tinypose.predict import IMAGE_SUFFIXES
+    from tinypose.runtimes import thread_options
 
     torch.set_num_threads(args.threads)
     shared = Path(args.shared)
@@ -153,8 +158,10 @@ def main() -> None:
             for flip in (False, True):
                 try:
                     predictor = create_model(
-                        f"PP-TinyPose_{size}", model_dir=weights, flip=flip, device="cpu", backend=backend
-                    )
+                        f"PP-TinyPose_{size}", model_dir=weights, flip=flip, device="cpu",
+                        backend=None if backend == "default" else backend,
+                        backend_options=thread_options(args.threads, "cpu"),
+                    )  # fmt: skip
                 except (ImportError, ValueError, RuntimeError) as error:
                     print(f"tinypose backend {backend} skipped: {error}")
                     break

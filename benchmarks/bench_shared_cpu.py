@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from peers import BUSY_LOOP
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TINYPOSE_SHARED", REPO.parent / "shared"))
 
@@ -82,7 +84,7 @@ def main() -> None:
         for load in ("idle", "busy"):
             spinner = None
             if load == "busy":
-                spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                spinner = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
                 time.sleep(1.0)
             try:
                 for name in args.only:

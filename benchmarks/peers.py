@@ -133,3 +133,9 @@ class PaddlePeer:
         finally:
             self.process.wait(timeout=30)
             self.stderr.close()
+
+
+BUSY_LOOP = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(200_000): pass"
+"""The competing busy process of the under-load cases (``python -c BUSY_LOOP``): it spins on one core
+like ``while True: pass`` but ends by itself once its parent is gone, so a benchmark killed by a
+timeout leaves no process burning a core behind it."""

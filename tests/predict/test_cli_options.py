@@ -170,8 +170,8 @@ def test_help_says_what_to_set_on_a_shared_machine() -> None:
     )
     assert done.returncode == 0
     assert "On a shared or busy machine" in done.stdout
-    assert "python infer.py input=photos/ threads=1" in done.stdout
-    assert "OMP_WAIT_POLICY=PASSIVE python infer.py" in done.stdout
+    assert "python infer.py input=photos/ threads=1 backend=torch" in done.stdout
+    assert "OMP_WAIT_POLICY=PASSIVE python infer.py" in done.stdout and "backend: null" in done.stdout
 
 
 def test_paddlex_pipeline_config_flip_is_strict(predictors) -> None:

@@ -29,7 +29,9 @@ def test_every_backend_gives_torch_keypoints(openvino_dir, data_dir, export_cach
     model = tinypose.build_model(size, pretrained=openvino_dir / f"tinypose_{size}" / "model.xml")
     photos = [str(data_dir / "photos" / name) for name in PHOTOS]
     # The reference: the unfused eager model (the torch backend itself folds BatchNorm and shuffles).
-    eager = create_model(model.spec.name, model=model, flip=True, device="cpu", backend_options={"fuse": False})
+    eager = create_model(
+        model.spec.name, model=model, flip=True, device="cpu", backend="torch", backend_options={"fuse": False}
+    )
     reference = {batch: _keypoints(eager, photos, batch) for batch in (1, 3)}
     assert np.abs(reference[1] - reference[3]).max() <= KEYPOINT_TOLERANCE_PX
     for name in available_backends("cpu"):

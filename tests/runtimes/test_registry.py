@@ -140,6 +140,7 @@ def test_export_formats_come_from_the_registry(registered, fixture_models, fixtu
         "onnx": ".onnx",
         "openvino": ".xml",
         "tensorrt": ".engine",
+        "executorch": ".pte",
     }
     assert export_formats()["tensorrt"].default_precision == "fp16"
     written: list[tuple[Path, str]] = []

@@ -3,6 +3,7 @@
     python export.py --model PP-TinyPose_128x96 -o tinypose_128x96.onnx
     python export.py --model 256x192 --weights my_checkpoint.pdparams --precision fp16 -o pose_fp16.onnx
     python export.py --model 128x96 --format openvino -o ir/tinypose.xml
+    python export.py --model 128x96 --format openvino --precision int8 --calib-images photos/ -o ir8/pose.xml
     python export.py --model 128x96 --format tensorrt -o tinypose.engine      # needs TensorRT + a GPU
 
 An existing output is never overwritten without ``--force``.
@@ -18,12 +19,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import cast
 
 import torch
 
 from ..models.tinypose import build_model, get_spec, list_models
 from ..runtimes.base import RuntimeUnavailable
-from ..runtimes.registry import export_formats
+from ..runtimes.registry import CalibratedArtifactWriter, export_formats
 from ..weights.errors import WeightsError
 from .onnx import DEFAULT_OPSET, EXPORTERS
 
@@ -48,7 +50,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("-o", "--output", type=Path, help="output file (default: <model><suffix> here)")
     defaults = ", ".join(f"{f.default_precision} for {f.name}" for f in formats.values())
-    parser.add_argument("--precision", choices=("fp32", "fp16"), default=None, help=f"default: {defaults}")
+    parser.add_argument(
+        "--precision", choices=("fp32", "fp16", "int8"), default=None,
+        help=f"default: {defaults}; int8 (openvino): post-training quantization (NNCF) calibrated on --calib-images",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calib-images", type=Path, default=None,
+        help="int8: a folder of images like those you will run on (whole images are cropped as the predictor does)",
+    )  # fmt: skip
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     parser.add_argument(
         "--exporter", choices=EXPORTERS, default="graph", help="graph: our lowering (fast); torch: torch.onnx dynamo"
@@ -72,6 +81,14 @@ def _export(args: argparse.Namespace) -> int:
     spec = get_spec(args.model)
     artifact = export_formats()[args.format]
     precision = args.precision or artifact.default_precision
+    if precision not in artifact.precisions:
+        raise ValueError(
+            f"--format {artifact.name} writes {', '.join(artifact.precisions)}, not --precision {precision}"
+        )
+    if precision == "int8" and args.calib_images is None:
+        raise ValueError("--precision int8 needs --calib-images FOLDER (images to calibrate the quantization on)")
+    if args.calib_images is not None and precision != "int8":
+        raise ValueError("--calib-images is for --precision int8")
     suffix = "" if precision == "fp32" else "_" + precision
     output = args.output or Path(f"{spec.name}{suffix}{artifact.suffix}")
     existing = [str(path) for path in artifact.outputs(Path(output)) if path.exists()]
@@ -83,6 +100,13 @@ def _export(args: argparse.Namespace) -> int:
     check_batch = (
         None if args.no_verify else torch.randn(3, 3, spec.input_height, spec.input_width, generator=generator)
     )
+    if precision == "int8":
+        writer = cast(CalibratedArtifactWriter, artifact.load_writer())
+        writer(
+            model, output, precision=precision, opset=args.opset, exporter=args.exporter, check_batch=check_batch,
+            report=print, calib_images=args.calib_images,
+        )  # fmt: skip
+        return 0
     artifact.load_writer()(
         model, output, precision=precision, opset=args.opset, exporter=args.exporter, check_batch=check_batch,
         report=print,

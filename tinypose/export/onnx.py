@@ -292,9 +292,13 @@ def onnx_for(
     precision: str = "fp32",
 ) -> Path:
     """The cached ONNX export of ``model`` for ``runtime`` (exported now when missing or stale)."""
-    import onnx  # optional extra ([onnx]): only runtimes that read ONNX get here
+    import onnx
 
     spec = model.spec
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(
+            f"precision {precision!r}: the ONNX is fp32 or fp16 (int8: backend='openvino', precision='int8')"
+        )
     fields = {
         "model_name": spec.name,
         "weights_sha256": state_dict_sha256(model),

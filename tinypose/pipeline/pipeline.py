@@ -323,7 +323,8 @@ def create_pipeline(
     detector_model_dir: str | os.PathLike | None = None,
     det_threshold: float | None = 0.5,
     device: str | torch.device | None = None,
-    backend: str = "torch",
+    backend: str | None = None,
+    backend_options: dict[str, Any] | None = None,
     batch_size: int = 1,
     tracking: str = "iou",
     smoothing: bool | OneEuroConfig = True,
@@ -344,6 +345,8 @@ def create_pipeline(
     default, ``picodet_s_192_lcnet_pedestrian``), a :class:`~tinypose.detect.PersonDetector`, or any
     callable ``image_bgr -> boxes``. ``smoothing``: ``True`` (One-Euro defaults, overridable by
     ``min_cutoff``/``beta``), ``False``, or a :class:`OneEuroConfig`; it only acts on video.
+    ``backend``: the pose model's runtime (``None``: :func:`tinypose.runtimes.default_backend`, as
+    :func:`~tinypose.predict.create_model`), ``backend_options`` its options; the detector's runtime is its own.
     ``pose``: an existing predictor to reuse (then ``pose_model``, ``flip``, ``backend`` are ignored).
     Weights come from ``pose_model_dir`` and ``detector_model_dir`` (PaddleX's ``model_dir`` of each
     sub-module; ``None``: the default release); ``detector_weights`` is the old name of
@@ -388,6 +391,7 @@ def create_pipeline(
             flip=flip,
             device=device,
             backend=backend,
+            backend_options=backend_options,
             draw_threshold=draw_threshold,
             on_error=on_error,
             url_timeout=url_timeout,

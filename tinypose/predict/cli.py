@@ -15,6 +15,7 @@ from tqdm import tqdm
 from ..device import usable_device
 from ..options import OptionError, parse_bool, parse_float, parse_int
 from ..pipeline import create_pipeline
+from ..runtimes import thread_options
 from ..weights import WeightsError
 from .inputs import InputError, count_inputs
 from .predictor import create_model
@@ -110,13 +111,15 @@ def run_infer(cfg: Mapping[str, Any]) -> dict[str, Any]:
         device = usable_device(cfg.get("device"))
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    backend = cfg.get("backend")
     try:
         predictor = create_model(
             model_name,
             model_dir=cfg.get("model_dir"),
             flip=options["flip"],
             device=device,
-            backend=str(cfg.get("backend", "torch")),
+            backend=None if backend is None else str(backend),
+            backend_options=thread_options(options["threads"], device),
             draw_threshold=options["draw_threshold"],
             on_error=str(cfg.get("on_error", "skip")),
             url_timeout=options["url_timeout"],

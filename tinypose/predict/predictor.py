@@ -37,7 +37,7 @@ from ..crop import (
 from ..device import resolve_device, usable_device
 from ..images import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, VIDEO_SUFFIXES, InputError, is_url, to_bgr8
 from ..models.tinypose import ModelSpec, TinyPose, build_model, forward_with_flip, get_spec
-from ..runtimes import create_backend
+from ..runtimes import create_backend, default_backend
 from .draw import DEFAULT_DRAW_THRESHOLD
 from .inputs import InputItem, VideoSource, iter_batches, iter_inputs, prefetch, run_overlapped
 from .result import KeypointResult
@@ -87,7 +87,9 @@ class KeypointPredictor:
     ``on_error``: in a folder or list, an input that cannot be read is logged and skipped
     (``"skip"``, its error kept in :attr:`errors`) or stops the run (``"raise"``). A bad single
     input always raises :class:`~tinypose.predict.inputs.InputError`. ``prefetch``: images read
-    and decoded ahead in a background thread (0: read in the calling thread).
+    and decoded ahead in a background thread (0: read in the calling thread). ``backend``: see
+    :func:`create_model`; :attr:`backend_name` is the name asked for (``auto`` when defaulted on
+    the CPU), ``backend.name`` the runtime that runs.
 
     Feeding a GPU: ``overlap`` makes :meth:`predict` prepare the next batch (boxes, crops,
     normalization, pinned memory) in a worker thread while the current batch runs through the network
@@ -103,7 +105,7 @@ class KeypointPredictor:
         model_dir: str | os.PathLike | None = None,
         flip: bool = False,
         device: str | torch.device | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
         *,
         use_udp: bool = False,
         draw_threshold: float = DEFAULT_DRAW_THRESHOLD,
@@ -140,8 +142,10 @@ class KeypointPredictor:
         if model is None:
             model = build_model(self.spec.name, pretrained=True if model_dir is None else model_dir)
         self.model = model.eval()
-        self.backend_name = backend
-        self.backend: HeatmapFn = create_backend(backend, self.model, device=self.device, **(backend_options or {}))
+        self.backend_name = default_backend(self.device) if backend is None else backend
+        self.backend: HeatmapFn = create_backend(
+            self.backend_name, self.model, device=self.device, **(backend_options or {})
+        )
         self.errors: list[InputError] = []
         mean = np.asarray(self.spec.mean, dtype=np.float32)
         std = np.asarray(self.spec.std, dtype=np.float32)
@@ -366,7 +370,7 @@ def create_model(
     model_dir: str | os.PathLike | None = None,
     flip: bool = False,
     device: str | torch.device | None = None,
-    backend: str = "torch",
+    backend: str | None = None,
     **kwargs: Any,
 ) -> KeypointPredictor:
     """PaddleX-style entry point: a predictor for ``model_name`` with weights from ``model_dir``.
@@ -374,7 +378,10 @@ def create_model(
     ``model_dir``: weights in any supported format (``.safetensors``, ``.pdparams``, a Paddle/PaddleX
     inference folder, OpenVINO ``.xml``); ``None`` uses the default released weights.
     ``flip`` turns on the flip test. ``device``: ``"cpu"``, ``"cuda"``, ``"gpu:0"``... (default: CUDA
-    when available). ``backend``: ``"torch"`` or a runtime of ``tinypose.export``. Other keyword
+    when available). ``backend``: a runtime name (``"torch"``, ``"onnxruntime"``, ``"openvino"``,
+    ``"tensorrt"``, ``"auto"``); ``None`` (default): :func:`tinypose.runtimes.default_backend`, ONNX
+    Runtime with non-spinning threads on the CPU (same keypoints as torch within 0.01 px), torch
+    float32 on CUDA. ``backend_options`` go to the runtime. Other keyword
     arguments go to :class:`KeypointPredictor` (``use_udp``, ``draw_threshold``, ``on_error``,
     ``url_timeout``, ``max_download_bytes``, ``backend_options``).
     """

@@ -28,7 +28,8 @@ class OrtRuntime(CpuMicroBatchRuntime):
     :class:`~tinypose.runtimes.base.CpuMicroBatchRuntime`; a large ``micro_batch`` runs a batch in
     one call), ``allow_spinning`` (whether the ``num_threads`` session's idle workers spin; default
     off: spinning workers take the cores from everything else, other sessions and processes
-    included, and measured slower here), ``precision``, ``opset``, ``cache_dir``. A single crop on
+    included, and measured slower here), ``precision`` (``fp32``, ``fp16``), ``opset``, ``cache_dir``, ``path`` (run this ONNX file, e.g. one written by ``export.py``, instead
+    of exporting ``model``; it must be ``model``'s size). A single crop on
     the CPU runs on one thread or on ``num_threads`` threads, whichever measures faster
     (:class:`~tinypose.runtimes.base.Fastest`, re-checked every 200 calls).
     """
@@ -48,6 +49,7 @@ class OrtRuntime(CpuMicroBatchRuntime):
         precision: str = "fp32",
         opset: int = DEFAULT_OPSET,
         cache_dir: str | Path | None = None,
+        path: str | Path | None = None,
     ) -> None:
         super().__init__(model.spec, device, num_threads, streams, micro_batch)
         try:
@@ -66,9 +68,15 @@ class OrtRuntime(CpuMicroBatchRuntime):
                 providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
                 self.streams, self.micro_batch = 1, 1 << 30  # the GPU takes the whole batch
         self.providers = providers
-        self.path = onnx_for(
-            model, "onnxruntime", ort.__version__, cache_dir=cache_dir, opset=opset, precision=precision
-        )
+        self.precision = precision
+        if path is not None:
+            self.path = Path(path)
+            if not self.path.is_file():
+                raise FileNotFoundError(f"onnxruntime backend: {self.path}: no such ONNX file")
+        else:
+            self.path = onnx_for(
+                model, "onnxruntime", ort.__version__, cache_dir=cache_dir, opset=opset, precision=precision
+            )
         if device.type == "cuda" or self.num_threads == 1:
             self.session = self._session(self.num_threads, spinning=False)
             self.single_thread = self.session

@@ -3,6 +3,8 @@ export format."""
 
 from __future__ import annotations
 
+import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -13,11 +15,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..export.cache import cache_key, export_cache_dir
 from ..export.onnx import DEFAULT_OPSET, INPUT_NAME, export_onnx, onnx_for
+from ..export.quantize import calibration_batch, calibration_files, files_sha256
 from ..models.tinypose import TinyPose
 from .base import CpuMicroBatchRuntime, RuntimeUnavailable
 
-__all__ = ["OpenVinoRuntime", "write_openvino_ir"]
+__all__ = ["OpenVinoRuntime", "quantize_openvino", "write_openvino_ir"]
+
+logger = logging.getLogger("tinypose")
+
+
+_HINTS = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
+"""tinypose precision names -> OpenVINO's inference precision hint (int8 comes from the QDQ graph itself)."""
 
 
 class OpenVinoRuntime(CpuMicroBatchRuntime):
@@ -27,8 +37,9 @@ class OpenVinoRuntime(CpuMicroBatchRuntime):
     ``micro_batch`` (batches go through an ``AsyncInferQueue`` on a THROUGHPUT-compiled model with
     that many single-threaded streams; see :class:`~tinypose.runtimes.base.CpuMicroBatchRuntime`),
     ``precision`` (inference precision hint, default ``"f32"`` so results match torch;
-    ``"bf16"``/``"f16"`` where the CPU has them), ``cache_dir``. Single crops run on a model
-    compiled for batch 1.
+    ``"bf16"``/``"f16"`` where the CPU has them, also spelled ``fp32``/``fp16``; ``"int8"``: the
+    model quantized by NNCF (:func:`quantize_openvino`, the ``int8`` extra), calibrated on the
+    images of the folder ``calib_images`` and cached), ``cache_dir``. Single crops run on a model compiled for batch 1.
     """
 
     name = "openvino"
@@ -44,6 +55,7 @@ class OpenVinoRuntime(CpuMicroBatchRuntime):
         precision: str = "f32",
         opset: int = DEFAULT_OPSET,
         cache_dir: str | Path | None = None,
+        calib_images: str | Path | None = None,
     ) -> None:
         if device.type != "cpu":
             raise RuntimeUnavailable("the openvino backend runs on the CPU here; pass device='cpu'")
@@ -53,13 +65,20 @@ class OpenVinoRuntime(CpuMicroBatchRuntime):
         except ImportError as error:
             raise RuntimeUnavailable("the openvino backend needs `pip install openvino`") from error
         self._ov = ov
+        hint = _HINTS.get(precision, precision)
         self.path = onnx_for(model, "openvino", ov.__version__, cache_dir=cache_dir, opset=opset)
         self.core = ov.Core()
+        if precision == "int8":
+            if calib_images is None:
+                raise ValueError("precision int8 needs calibration images: pass calib_images=FOLDER (e.g. your photos)")
+            self.path = _cached_int8_ir(model, self.path, Path(calib_images), cache_dir)
+        elif calib_images is not None:
+            raise ValueError("calib_images is for precision='int8'")
         self.model = self.core.read_model(str(self.path))
-        self.precision = precision
+        self.precision = hint
         single = self.model.clone()
         single.reshape({INPUT_NAME: [1, *self.input_shape]})
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
         if self.num_threads:
             config["INFERENCE_NUM_THREADS"] = self.num_threads
         self.request = self.core.compile_model(single, "CPU", config).create_infer_request()
@@ -89,6 +108,54 @@ class OpenVinoRuntime(CpuMicroBatchRuntime):
         return cast("list[np.ndarray]", results)  # wait_all() returns after every callback ran
 
 
+def quantize_openvino(network: Any, calibration: np.ndarray) -> Any:
+    """The INT8 version of the OpenVINO model ``network`` (read from our fp32 ONNX): NNCF's
+    post-training quantization, activation ranges calibrated on ``calibration`` (normalized crops
+    ``[N, 3, H, W]``, one per step), fast bias correction; the heatmap conv (whose sub-pixel shape
+    the decoder reads) stays float. Measured against ONNX Runtime's static quantization in docs/export.md."""
+    try:
+        import nncf  # optional extra ([int8])
+    except ImportError as error:
+        raise RuntimeUnavailable("INT8 quantization needs NNCF: `pip install nncf` (or tinypose[int8])") from error
+    convs = [op.get_friendly_name() for op in network.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))])
+    return nncf.quantize(
+        network, dataset, preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration),
+        fast_bias_correction=True, ignored_scope=nncf.IgnoredScope(names=convs[-1:], validate=False),
+    )  # fmt: skip
+
+
+def _int8_model(model: TinyPose, onnx_path: Path, calib_images: Path) -> Any:
+    import openvino as ov
+
+    calibration = calibration_batch(model.spec, calibration_files(calib_images))
+    return quantize_openvino(ov.Core().read_model(str(onnx_path)), calibration)
+
+
+def _cached_int8_ir(model: TinyPose, onnx_path: Path, calib_images: Path, cache_dir: str | Path | None) -> Path:
+    """The INT8 IR of ``model`` calibrated on ``calib_images``, cached beside the exports: keyed by the
+    fp32 ONNX (weights and versions), the calibration images' bytes and the NNCF version. The
+    ``.bin`` is moved into place before the ``.xml``, so an ``.xml`` means a complete pair."""
+    import nncf
+    import openvino as ov
+
+    files = calibration_files(calib_images)
+    key = cache_key(
+        onnx=onnx_path.name, calib_sha256=files_sha256(files), calib_count=len(files), nncf=nncf.__version__,
+        openvino=ov.__version__,
+    )  # fmt: skip
+    xml = export_cache_dir(cache_dir) / f"{model.spec.name}-int8-openvino-{key[:20]}.xml"
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        return xml
+    logger.info("quantizing %s to INT8 (NNCF, %d calibration images) into %s", model.spec.name, len(files), xml)
+    quantized = quantize_openvino(ov.Core().read_model(str(onnx_path)), calibration_batch(model.spec, files))
+    with tempfile.TemporaryDirectory(dir=xml.parent, prefix=".int8-") as tmp:
+        ov.save_model(quantized, str(Path(tmp) / "model.xml"), compress_to_fp16=False)
+        os.replace(Path(tmp) / "model.bin", xml.with_suffix(".bin"))
+        os.replace(Path(tmp) / "model.xml", xml)
+    return xml
+
+
 def write_openvino_ir(
     model: TinyPose,
     output: Path,
@@ -98,9 +165,11 @@ def write_openvino_ir(
     exporter: str,
     check_batch: Tensor | None,
     report: Callable[[str], None],
+    calib_images: Path | None = None,
 ) -> None:
     """``export.py --format openvino``: our ONNX converted to an OpenVINO IR (``.xml`` + ``.bin``;
-    ``fp16`` compresses the weights); with ``check_batch``, compare OpenVINO's heatmaps with PyTorch's."""
+    ``fp16`` compresses the weights; ``int8`` quantizes with NNCF, calibrated on the images of the
+    folder ``calib_images``); with ``check_batch``, compare OpenVINO's heatmaps with PyTorch's."""
     try:
         import openvino as ov  # optional extra ([openvino])
     except ImportError as error:
@@ -109,7 +178,12 @@ def write_openvino_ir(
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
         export_onnx(model, onnx_path, opset=opset, precision="fp32", exporter=exporter)
-        ir = ov.convert_model(str(onnx_path))
+        if precision == "int8":
+            if calib_images is None:
+                raise ValueError("--precision int8 needs --calib-images FOLDER (images to calibrate on)")
+            ir = _int8_model(model, onnx_path, calib_images)
+        else:
+            ir = ov.convert_model(str(onnx_path))
         output.parent.mkdir(parents=True, exist_ok=True)
         ov.save_model(ir, str(output), compress_to_fp16=precision == "fp16")
     report(

@@ -30,17 +30,20 @@ from .base import Runtime, RuntimeUnavailable, require_cuda, runtime_device
 
 __all__ = [
     "ArtifactWriter",
+    "CalibratedArtifactWriter",
     "ExportFormat",
     "RuntimeEntry",
     "RuntimeFactory",
     "auto_runtime",
     "available_backends",
     "create_backend",
+    "default_backend",
     "export_formats",
     "get_runtime",
     "module_available",
     "register_runtime",
     "runtime_names",
+    "thread_options",
     "unregister_runtime",
 ]
 
@@ -70,6 +73,23 @@ class ArtifactWriter(Protocol):
     ) -> None: ...
 
 
+class CalibratedArtifactWriter(Protocol):
+    """An :class:`ArtifactWriter` that also writes ``int8``, calibrated on the images of ``calib_images``."""
+
+    def __call__(
+        self,
+        model: TinyPose,
+        output: Path,
+        *,
+        precision: str,
+        opset: int,
+        exporter: str,
+        check_batch: Tensor | None,
+        report: Callable[[str], None],
+        calib_images: Path | None = None,
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class ExportFormat:
     """An artifact a runtime loads, written by ``export.py --format NAME``."""
@@ -80,6 +100,8 @@ class ExportFormat:
     writer: str | ArtifactWriter
     """The writer, or ``"module:function"`` imported on first use."""
     default_precision: str = "fp32"
+    precisions: tuple[str, ...] = ("fp32", "fp16")
+    """What ``--precision`` may be; a writer listing ``int8`` takes ``calib_images`` (:class:`CalibratedArtifactWriter`)."""
     companions: tuple[str, ...] = ()
     """Suffixes of the other files written beside the output (an IR's ``.bin``), never overwritten silently."""
 
@@ -240,6 +262,24 @@ def auto_runtime(device: str | torch.device | None = None) -> tuple[RuntimeEntry
     )
 
 
+def default_backend(device: str | torch.device | None = None) -> str:
+    """The runtime that ``create_model()``, ``create_pipeline()``, ``infer.py`` and ``serve.py`` use when
+    the user names none (``backend=None``).
+
+    CPU: ``auto`` (onnxruntime first: measured 1.2-6x torch eager here, and its threads do not spin,
+    so it keeps most of its speed next to other processes where torch's OpenMP threads collapse;
+    see benchmarks/bench_backends.py ``--load``). CUDA: ``torch`` in float32, whose keypoints are
+    the reference; ``backend="auto"`` picks the faster half-precision paths there.
+    """
+    return AUTO if runtime_device(device).type == "cpu" else "torch"
+
+
+def thread_options(threads: int | None, device: str | torch.device | None = None) -> dict[str, Any]:
+    """The option a ``threads=N`` setting gives the runtime: ``num_threads`` on the CPU (the torch,
+    onnxruntime and openvino runtimes take it); nothing on a GPU or when ``threads`` is not given."""
+    return {"num_threads": int(threads)} if threads and runtime_device(device).type == "cpu" else {}
+
+
 def create_backend(
     name: str, model: TinyPose | str, device: str | torch.device | None = None, **options: Any
 ) -> Runtime:
@@ -295,7 +335,10 @@ register_runtime(
 register_runtime(
     "openvino", "tinypose.runtimes.openvino:OpenVinoRuntime", aliases=("ov",),
     available=lambda device: device.type == "cpu" and module_available("openvino"), auto_rank={"cpu": 1},
-    export=ExportFormat("openvino", ".xml", "tinypose.runtimes.openvino:write_openvino_ir", companions=(".bin",)),
+    export=ExportFormat(
+        "openvino", ".xml", "tinypose.runtimes.openvino:write_openvino_ir", precisions=("fp32", "fp16", "int8"),
+        companions=(".bin",),
+    ),
 )  # fmt: skip
 register_runtime(
     "tensorrt", "tinypose.runtimes.tensorrt:TensorRTRuntime", aliases=("trt",),
@@ -306,4 +349,9 @@ register_runtime(
 register_runtime(
     "inductor", "tinypose.runtimes.inductor:InductorRuntime", aliases=("aoti",),
     available=lambda device: _inductor_available(device),
+)  # fmt: skip
+register_runtime(
+    "executorch", "tinypose.runtimes.executorch:ExecuTorchRuntime", aliases=("et", "xnnpack"),
+    available=lambda device: device.type == "cpu" and module_available("executorch"),
+    export=ExportFormat("executorch", ".pte", "tinypose.runtimes.executorch:write_executorch", precisions=("fp32",)),
 )  # fmt: skip

@@ -107,7 +107,7 @@ def settings_from_config(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Limits
         "detector_weights": _optional_path(cfg, "detector_weights"),
         "det_threshold": None if threshold is None else _number(cfg, "det_threshold", float),
         "device": None if cfg.get("device") is None else str(cfg.get("device")),
-        "backend": str(cfg.get("backend", "torch")),
+        "backend": None if cfg.get("backend") is None else str(cfg.get("backend")),
         "threads": None if cfg.get("threads") is None else _number(cfg, "threads", int, 1),
         "draw_threshold": _number(cfg, "draw_threshold", float),
         "visualize": parse_flag(cfg.get("visualize", True), "visualize"),

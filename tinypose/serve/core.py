@@ -40,9 +40,11 @@ from pydantic import BaseModel
 from .._version import __version__
 from ..boxes import parse_boxes
 from ..detect import PersonDetector, create_detector
+from ..device import usable_device
 from ..images import InputError, decode_image_bytes
 from ..pipeline import KeypointPipeline, PipelineResult, clip_boxes, create_pipeline
 from ..predict import KeypointResult
+from ..runtimes import thread_options
 
 __all__ = [
     "BOXES_ENDPOINT",
@@ -483,7 +485,8 @@ def build_service(settings: Mapping[str, Any]) -> KeypointService:
             detector=detector,
             det_threshold=settings.get("det_threshold"),
             device=settings.get("device"),
-            backend=settings.get("backend", "torch"),
+            backend=settings.get("backend"),
+            backend_options=thread_options(settings.get("threads"), usable_device(settings.get("device"))),
             batch_size=int(settings.get("max_batch_size", 1)),
             draw_threshold=float(settings.get("draw_threshold", 0.3)),
             smoothing=False,

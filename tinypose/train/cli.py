@@ -275,8 +275,15 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
 
         weights = options.get("detector_weights") or True
         boxes = create_detector(str(boxes), weights, device=device, threshold=None)
+    evaluated: Any = model
+    backend = options.get("backend")
+    precision = str(options.get("precision") or "fp32")
+    if backend is not None:
+        evaluated = _evaluation_backend(str(backend), model, device, precision, options.get("calib_images"), cfg)
+    elif precision != "fp32":
+        raise OptionError(f"evaluate.precision={precision} needs evaluate.backend=NAME (the runtime that runs it)")
     stats = evaluate(
-        model,
+        evaluated,
         cfg.dataset_dir,
         annotation_file=annotation_file,
         images_dir=images_dir,
@@ -287,8 +294,31 @@ def run_evaluate(cfg: DictConfig) -> dict[str, Any]:
         device=device,
         num_workers=int(options.num_workers),
         output_dir=cfg.output_dir,
+        model_name=model.spec.name,
     )
     return stats
+
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+def _evaluation_backend(name: str, model: Any, device: Any, precision: str, calib_images: Any, cfg: DictConfig) -> Any:
+    """The runtime ``evaluate.backend`` at ``evaluate.precision``: the COCO evaluation then runs the
+    artifact that would be deployed (int8 calibrated on ``evaluate.calib_images``, default the dataset's images)."""
+    from ..runtimes import create_backend
+
+    if precision not in PRECISIONS:
+        raise OptionError(f"evaluate.precision={precision}: choose one of {', '.join(PRECISIONS)}")
+    options: dict[str, Any] = {"precision": precision}
+    if precision == "int8":
+        if calib_images is None:
+            images = cfg.data.get("images_dir") or "images"
+            calib_images = _dataset_path(cfg.dataset_dir, str(images))
+        options["calib_images"] = str(calib_images)
+    try:
+        return create_backend(name, model, device=device, **options)
+    except TypeError as error:  # a runtime without calib_images: it has no int8
+        raise OptionError(f"evaluate.backend={name} cannot run evaluate.precision={precision} ({error})") from None
 
 
 def _detector_name(value: str) -> bool:
