@@ -43,6 +43,7 @@ from ..detect import PersonDetector, create_detector
 from ..images import InputError, decode_image_bytes
 from ..pipeline import KeypointPipeline, PipelineResult, clip_boxes, create_pipeline
 from ..predict import KeypointResult
+from ..runtimes.detector import resolve_detector_backend, with_detector_backend
 
 __all__ = [
     "BOXES_ENDPOINT",
@@ -227,6 +228,8 @@ class ServiceInfo:
 
     models: tuple[str, ...]
     detector: str
+    detector_backend: str = "torch"
+    """What runs the detector: ``onnxruntime`` (one forward per batch of requests) or ``torch``."""
     flip: bool = False
     det_threshold: float | None = 0.5
     visualize: bool = True
@@ -239,6 +242,9 @@ class ServiceInfo:
         return cls(
             models=tuple(name for name, _ in settings["models"]),
             detector=str(settings["detector"]),
+            detector_backend=resolve_detector_backend(
+                str(settings.get("detector_backend", "auto")), settings.get("device")
+            ),
             flip=bool(settings.get("flip", False)),
             det_threshold=None if threshold is None else float(threshold),
             visualize=bool(settings.get("visualize", True)),
@@ -251,6 +257,7 @@ class ServiceInfo:
             "models": list(self.models),
             "model": self.models[0],
             "detector": self.detector,
+            "detectorBackend": self.detector_backend,
             "flip": self.flip,
             "detThreshold": self.det_threshold,
             "visualize": self.visualize,
@@ -306,13 +313,13 @@ def answer(status: int, body: dict[str, Any], batch_size: int = 0, batch_index: 
 
 class OneImageDetector:
     """A person detector that runs one image per forward, so that a request's boxes do not depend on
-    the requests it is batched with.
+    the requests it is batched with: used when the detector's runtime is not batch invariant.
 
-    A float32 convolution over a batch of N images does not give bit-identical results to the same
+    Eager torch's float32 convolutions over a batch of N images are not bit-identical to the same
     images one at a time (oneDNN picks kernels by batch size): PP-PicoDet boxes move by up to 7e-4 px,
     and a crop shifted that much moves an ambiguous joint by up to 6 px (measured on coco_dev). The
-    pose forward stays batched over every person of every request (batch-size effects there: 6e-5 px),
-    and it is the larger share of the work; batching the detector forward saved ~16% of detector time.
+    ``onnxruntime`` detector (``detector_backend=auto`` when installed) is batch invariant, so the
+    service then runs ONE detector forward per batch of requests and this wrapper is not used.
     The pipeline takes any callable detector (``tinypose.boxes.Detector``) and filters by
     ``det_threshold`` itself, exactly as it does for a :class:`~tinypose.detect.PersonDetector`.
     """
@@ -327,8 +334,8 @@ class OneImageDetector:
 def predict_images(
     pipeline: KeypointPipeline, images: Sequence[np.ndarray], det_threshold: float | None, flip: bool | None = None
 ) -> list[PipelineResult]:
-    """The one call into the pipeline: every person of all ``images`` in one pose forward (the detector
-    runs one image per forward when it is a :class:`OneImageDetector`, as the service builds it)."""
+    """The one call into the pipeline: one detector forward over all ``images`` (one per image when the
+    detector is a :class:`OneImageDetector`), every person of all of them in one pose forward."""
     return pipeline.predict_batch(list(images), det_threshold=det_threshold, flip=flip)
 
 
@@ -470,10 +477,17 @@ def build_service(settings: Mapping[str, Any]) -> KeypointService:
     pipeline per pose model of ``settings["models"]``, all sharing one detector; every engine's model
     process calls this once."""
     weights = settings.get("detector_weights")
-    detector = OneImageDetector(
+    threads = settings.get("threads")
+    options = {} if threads is None else {"num_threads": int(threads)}
+    person_detector = with_detector_backend(
         create_detector(
             settings["detector"], True if weights is None else weights, device=settings.get("device"), threshold=None
-        )
+        ),
+        str(settings.get("detector_backend", "auto")),
+        **options,
+    )
+    detector: PersonDetector | OneImageDetector = (
+        person_detector if person_detector.batch_invariant else OneImageDetector(person_detector)
     )
     pipelines = [
         create_pipeline(
