@@ -14,9 +14,10 @@ interleaved (server A, B, C, then again) and repeated; the table gives the media
 the repeats and the p50/p99 latency of all their requests, with the machine's load average.
 
 ``--paddlex-config``: a PaddleX ``human_keypoint_detection`` pipeline config whose ``SubModules``
-name local ``model_dir`` folders holding the same weights as tinypose uses (the PP-TinyPose folder
-comes from ``paddlex_models.build_paddlex_folder``; the PP-PicoDet one must be a PaddleX-format
-export of the same detector). Without it the PaddleX column is left out.
+name local ``model_dir`` folders holding the same weights as tinypose uses, as written by
+``benchmarks/paddlex_picodet.py`` (PaddleDetection's own PicoDet exported with paddle from the shared
+weights, and ``paddlex_models.build_paddlex_folder``'s PP-TinyPose; it also checks that PaddleX's
+answers agree with tinypose's on the photos). Without it the PaddleX rows are left out.
 """
 
 from __future__ import annotations
