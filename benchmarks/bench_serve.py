@@ -142,6 +142,7 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> list[Server]:
         f"detector_weights={weights / 'picodet_s_320_lcnet_pedestrian' / 'model.xml'}",
         f"backend={args.backend}",
         f"threads={args.threads}",
+        f"workers={args.workers}",
         "max_queue=256",
         "request_timeout=600",
     ]
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of each model process")
+    parser.add_argument("--workers", type=int, default=1, help="model processes of each tinypose server")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--wait-ms", type=float, default=10)
     parser.add_argument("--paddlex-config", type=Path, default=None)
@@ -220,7 +222,7 @@ def main() -> None:
                     )
         print(
             f"\n{args.requests} requests per measurement, {args.repeats} repeats interleaved, backend {args.backend}, "
-            f"{args.threads} threads per model process, batching: up to {args.max_batch} within {args.wait_ms:g} ms\n"
+            f"{args.workers} model process(es) of {args.threads} threads, batching: up to {args.max_batch} within {args.wait_ms:g} ms\n"
         )
         print("| clients | server | requests/s (median) | spread | p50 ms | p99 ms | errors | load avg |")
         print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")

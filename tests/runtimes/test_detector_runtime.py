@@ -31,7 +31,7 @@ def images(data_dir: Path) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def ort_detector(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> PersonDetector:
     detector = create_detector(model_dir=weights, device="cpu", threshold=None)
-    return with_detector_backend(detector, "onnxruntime", num_threads=1)
+    return with_detector_backend(detector, "onnxruntime", num_threads=2)  # batches: one image per 1-thread call
 
 
 def test_auto_and_names() -> None:

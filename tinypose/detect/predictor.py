@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ class PersonDetector:
         self.nms = nms or self.spec.nms
         self.input_color = input_color
         self.forward: DetectorForward | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self.backend = "torch"
         self.batch_invariant = False
 
@@ -116,7 +118,14 @@ class PersonDetector:
     @torch.inference_mode()
     def raw(self, images: Sequence[np.ndarray | str | Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Network outputs before NMS: boxes ``[N,A,4]`` in input pixels, scores ``[N,C,A]``, factors ``[N,2]``."""
-        inputs, factors = zip(*(preprocess_image(self._bgr(image), self.spec) for image in images))
+        if self.forward is not None and len(images) > 1:
+            # cv2 and numpy release the GIL: the images of a batch are prepared on all cores at once
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="tinypose-det-pre")
+            prepared = list(self._pool.map(lambda image: preprocess_image(self._bgr(image), self.spec), images))
+        else:
+            prepared = [preprocess_image(self._bgr(image), self.spec) for image in images]
+        inputs, factors = zip(*prepared)
         if self.forward is not None:
             boxes_np, scores_np = self.forward(np.stack(inputs))
             return boxes_np, scores_np, np.stack(factors)

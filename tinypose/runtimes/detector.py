@@ -23,6 +23,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -131,9 +132,14 @@ def detector_onnx_for(
 class OrtDetectorRuntime(DetectorRuntime):
     """ONNX Runtime on the cached ONNX export; batch invariant on the CPU.
 
-    Options: ``num_threads`` (intra-op threads; default: ONNX Runtime's, all cores), ``cache_dir``,
-    ``opset``. Idle workers do not spin (they would take the cores from the pose model and the
-    HTTP process).
+    One image runs on a session of ``num_threads`` intra-op threads (default: all cores). Several
+    images run one per call on a single-threaded session, ``streams`` calls at a time (default
+    ``num_threads``): no barrier between threads after every layer, which on shared cores costs more
+    than the whole batch saves (as the pose runtimes' micro-batches, :mod:`tinypose.runtimes.base`).
+    ONNX Runtime's CPU kernels give the same bits for an image whatever the batch and the thread
+    count (checked in ``tests/runtimes/test_detector_runtime.py``), so either path answers alike.
+    Options also ``cache_dir`` and ``opset``. Idle workers do not spin (they would take the cores
+    from the pose model and the HTTP process).
     """
 
     name = "onnxruntime"
@@ -145,6 +151,7 @@ class OrtDetectorRuntime(DetectorRuntime):
         device: torch.device,
         *,
         num_threads: int | None = None,
+        streams: int | None = None,
         cache_dir: str | Path | None = None,
         opset: int = DETECTOR_OPSET,
     ) -> None:
@@ -155,18 +162,36 @@ class OrtDetectorRuntime(DetectorRuntime):
             import onnxruntime as ort  # optional extra ([onnx])
         except ImportError as error:
             raise RuntimeUnavailable("the onnxruntime detector needs `pip install onnxruntime onnx`") from error
+        self._ort = ort
         self.path = detector_onnx_for(model, ort.__version__, cache_dir, opset)
+        self.num_threads = int(num_threads or os.cpu_count() or 1)
+        self.streams = max(1, int(streams or self.num_threads))
+        self.session = self._session(self.num_threads)
+        self.single_thread = self.session if self.num_threads == 1 else self._session(1)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _session(self, threads: int) -> Any:
+        ort = self._ort
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads:
-            options.intra_op_num_threads = int(num_threads)
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def _one(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, scores = self.single_thread.run(None, {INPUT_NAME: image[None]})
+        return boxes[0], scores[0]
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, scores = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
-        return boxes, scores
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if len(batch) == 1 or self.streams == 1:
+            boxes, scores = self.session.run(None, {INPUT_NAME: batch})
+            return boxes, scores
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="tinypose-det")
+        outputs = list(self._pool.map(self._one, batch))
+        return np.stack([b for b, _ in outputs]), np.stack([s for _, s in outputs])
 
 
 DETECTOR_BACKENDS: dict[str, Callable[..., DetectorRuntime]] = {

@@ -25,10 +25,12 @@ import base64
 import binascii
 import io
 import math
+import os
 import re
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -384,12 +386,18 @@ class KeypointService:
             self.pipelines[each.pose.model_name] = each
         self.pipeline = pipelines[0]
         self.max_pixels = int(max_pixels)
+        self._pool: ThreadPoolExecutor | None = None
 
     def run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         """One :func:`answer` per job, in order. Images are decoded here; the requests for the same pose
         model and flip setting go through one pose forward, the pipeline requests after one detector
         pass (at the lowest threshold asked, each request then keeps the boxes above its own)."""
-        decoded = [decode_job(job, self.max_pixels) for job in jobs]
+        if len(jobs) > 1:  # OpenCV and Pillow release the GIL: a batch's files are decoded on all cores
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="tinypose-decode")
+            decoded = list(self._pool.map(lambda job: decode_job(job, self.max_pixels), jobs))
+        else:
+            decoded = [decode_job(job, self.max_pixels) for job in jobs]
         answers: list[dict[str, Any] | None] = [None] * len(jobs)
         size = len(jobs)
         groups: dict[tuple[str, str, bool], list[int]] = {}
