@@ -151,11 +151,13 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> list[Server]:
         "tinypose, batching": [f"max_batch_size={args.max_batch}", f"batch_wait_ms={args.wait_ms}"],
         "tinypose, no batching": ["max_batch_size=1"],
     }
+    if args.soak:  # the soak runs the batching server alone
+        variants = dict(list(variants.items())[:1])
     for name, options in variants.items():
         port = free_port()
         command = [sys.executable, "serve.py", f"port={port}", *common, *options]
         servers.append(Server(name, command, port, env, workdir / f"{name.replace(', ', '_').replace(' ', '_')}.log"))
-    if args.paddlex_config:
+    if args.paddlex_config and not args.soak:
         port = free_port()
         paddlex = Path(args.paddlex_python).with_name("paddlex")
         command = [str(paddlex), "--serve", "--pipeline", str(args.paddlex_config), "--device", "cpu"]
@@ -190,8 +192,6 @@ def main() -> None:
     ]
     print(f"{len(files)} images (photos + coco_dev); load average before start {os.getloadavg()[0]:.2f}", flush=True)
     servers = start_servers(args, args.workdir)
-    if args.soak:
-        servers = servers[:1]
     try:
         references: dict[str, list[dict]] = {}
         for server in servers:  # first answers are the references; they also warm every server up
