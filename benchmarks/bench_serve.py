@@ -14,9 +14,10 @@ interleaved (server A, B, C, then again) and repeated; the table gives the media
 the repeats and the p50/p99 latency of all their requests, with the machine's load average.
 
 ``--paddlex-config``: a PaddleX ``human_keypoint_detection`` pipeline config whose ``SubModules``
-name local ``model_dir`` folders holding the same weights as tinypose uses (the PP-TinyPose folder
-comes from ``paddlex_models.build_paddlex_folder``; the PP-PicoDet one must be a PaddleX-format
-export of the same detector). Without it the PaddleX column is left out.
+name local ``model_dir`` folders holding the same weights as tinypose uses, as written by
+``benchmarks/paddlex_picodet.py`` (PaddleDetection's own PicoDet exported with paddle from the shared
+weights, and ``paddlex_models.build_paddlex_folder``'s PP-TinyPose; it also checks that PaddleX's
+answers agree with tinypose's on the photos). Without it the PaddleX rows are left out.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> list[Server]:
         f"detector_weights={weights / 'picodet_s_320_lcnet_pedestrian' / 'model.xml'}",
         f"backend={args.backend}",
         f"threads={args.threads}",
+        f"workers={args.workers}",
         "max_queue=256",
         "request_timeout=600",
     ]
@@ -149,11 +151,13 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> list[Server]:
         "tinypose, batching": [f"max_batch_size={args.max_batch}", f"batch_wait_ms={args.wait_ms}"],
         "tinypose, no batching": ["max_batch_size=1"],
     }
+    if args.soak:  # the soak runs the batching server alone
+        variants = dict(list(variants.items())[:1])
     for name, options in variants.items():
         port = free_port()
         command = [sys.executable, "serve.py", f"port={port}", *common, *options]
         servers.append(Server(name, command, port, env, workdir / f"{name.replace(', ', '_').replace(' ', '_')}.log"))
-    if args.paddlex_config:
+    if args.paddlex_config and not args.soak:
         port = free_port()
         paddlex = Path(args.paddlex_python).with_name("paddlex")
         command = [str(paddlex), "--serve", "--pipeline", str(args.paddlex_config), "--device", "cpu"]
@@ -170,6 +174,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of each model process")
+    parser.add_argument("--workers", type=int, default=1, help="model processes of each tinypose server")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--wait-ms", type=float, default=10)
     parser.add_argument("--paddlex-config", type=Path, default=None)
@@ -187,8 +192,6 @@ def main() -> None:
     ]
     print(f"{len(files)} images (photos + coco_dev); load average before start {os.getloadavg()[0]:.2f}", flush=True)
     servers = start_servers(args, args.workdir)
-    if args.soak:
-        servers = servers[:1]
     try:
         references: dict[str, list[dict]] = {}
         for server in servers:  # first answers are the references; they also warm every server up
@@ -219,7 +222,7 @@ def main() -> None:
                     )
         print(
             f"\n{args.requests} requests per measurement, {args.repeats} repeats interleaved, backend {args.backend}, "
-            f"{args.threads} threads per model process, batching: up to {args.max_batch} within {args.wait_ms:g} ms\n"
+            f"{args.workers} model process(es) of {args.threads} threads, batching: up to {args.max_batch} within {args.wait_ms:g} ms\n"
         )
         print("| clients | server | requests/s (median) | spread | p50 ms | p99 ms | errors | load avg |")
         print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -142,3 +142,29 @@ def test_matches_paddle_multiclass_nms3_on_random_cases(tmp_path: Path) -> None:
         for p, (st, tk, kk, nt, norm, eta) in enumerate(params):
             ours = multiclass_nms(cases[f"b{k}"], cases[f"s{k}"], st, tk, kk, nt, norm, eta)
             np.testing.assert_array_equal(ours, reference[f"{k}_{p}"], err_msg=f"case {k}, params {p}")
+
+
+def _reference_one_class(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Paddle's loop as written: each candidate, best first, against every box kept so far."""
+    candidates = np.flatnonzero(scores > np.float32(0.025))
+    kept: list[int] = []
+    for index in candidates[np.argsort(-scores[candidates], kind="stable")]:
+        if not kept or np.all(box_iou_paddle(boxes[index], boxes[kept]) <= np.float32(threshold)):
+            kept.append(int(index))
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_vectorized_suppression_equals_the_candidate_loop(seed: int) -> None:
+    """The fast path (one IoU per kept box) keeps exactly what the per-candidate loop keeps, on dense
+    overlapping boxes with tied scores, inverted and degenerate boxes."""
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 60, (400, 2)).astype(np.float32)
+    sizes = rng.uniform(-2, 30, (400, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + sizes], 1)
+    boxes[:5] = boxes[5]  # identical boxes
+    scores = np.round(rng.uniform(0, 1, (1, 400)), 2).astype(np.float32)  # many ties
+    for threshold in (0.3, 0.6):
+        out = multiclass_nms(boxes, scores, nms_threshold=threshold, nms_top_k=-1, keep_top_k=-1)
+        expected = _reference_one_class(boxes, scores[0], threshold)
+        np.testing.assert_array_equal(out[:, 2:], boxes[expected])

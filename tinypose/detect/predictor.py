@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,12 @@ from ..images import read_image_file
 from .nms import multiclass_nms
 from .picodet import DetectorSpec, NMSConfig, PicoDet, build_detector, get_detector_spec
 
-__all__ = ["PersonDetector", "create_detector", "preprocess_image"]
+__all__ = ["DetectorForward", "PersonDetector", "create_detector", "preprocess_image"]
 
 _DEFAULT: Any = object()
+
+DetectorForward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""The network on a normalized batch ``[N,3,S,S]`` float32 -> (boxes ``[N,A,4]``, scores ``[N,C,A]``)."""
 
 
 def preprocess_image(image_bgr: np.ndarray, spec: DetectorSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +72,11 @@ class PersonDetector:
     all three. ``detect(images)`` does a list in batches of ``batch_size``. ``input_color``: how numpy
     images are ordered, ``"bgr"`` (OpenCV, PaddleX, tinypose; default) or ``"rgb"`` (for callers
     holding RGB arrays).
+
+    The network runs on eager torch unless :meth:`set_forward` gives it another runtime
+    (:func:`tinypose.runtimes.detector.with_detector_backend`: ONNX Runtime, batch invariant);
+    ``backend`` names it and ``batch_invariant`` says whether an image's boxes are the same whatever
+    it is batched with.
     """
 
     def __init__(
@@ -88,6 +97,14 @@ class PersonDetector:
         self.batch_size = max(1, int(batch_size))
         self.nms = nms or self.spec.nms
         self.input_color = input_color
+        self.forward: DetectorForward | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.backend = "torch"
+        self.batch_invariant = False
+
+    def set_forward(self, forward: DetectorForward | None, backend: str, batch_invariant: bool) -> None:
+        """Run the network with ``forward`` (``None``: the eager torch model) from now on."""
+        self.forward, self.backend, self.batch_invariant = forward, backend, batch_invariant
 
     def __call__(self, image: np.ndarray | str | Path, threshold: Any = _DEFAULT) -> np.ndarray:
         """Detections of one image (see :meth:`detect`)."""
@@ -101,7 +118,17 @@ class PersonDetector:
     @torch.inference_mode()
     def raw(self, images: Sequence[np.ndarray | str | Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Network outputs before NMS: boxes ``[N,A,4]`` in input pixels, scores ``[N,C,A]``, factors ``[N,2]``."""
-        inputs, factors = zip(*(preprocess_image(self._bgr(image), self.spec) for image in images))
+        if self.forward is not None and len(images) > 1:
+            # cv2 and numpy release the GIL: the images of a batch are prepared on all cores at once
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="tinypose-det-pre")
+            prepared = list(self._pool.map(lambda image: preprocess_image(self._bgr(image), self.spec), images))
+        else:
+            prepared = [preprocess_image(self._bgr(image), self.spec) for image in images]
+        inputs, factors = zip(*prepared)
+        if self.forward is not None:
+            boxes_np, scores_np = self.forward(np.stack(inputs))
+            return boxes_np, scores_np, np.stack(factors)
         batch = torch.from_numpy(np.stack(inputs)).to(self.device)
         boxes, scores = self.model(batch)
         return boxes.float().cpu().numpy(), scores.float().cpu().numpy(), np.stack(factors)

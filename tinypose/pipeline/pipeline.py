@@ -38,6 +38,7 @@ from ..options import parse_bool
 from ..predict import KeypointPredictor, KeypointResult, create_model
 from ..predict.draw import DEFAULT_DRAW_THRESHOLD, draw_keypoints, line_width_for
 from ..predict.inputs import InputItem, VideoSource, iter_batches, iter_inputs, prefetch, run_overlapped
+from ..runtimes.detector import with_detector_backend
 from .smoothing import OneEuroConfig
 from .tracking import PoseTracker
 
@@ -305,11 +306,13 @@ def _detector_from(
     detector_model_dir: str | os.PathLike | None,
     device: str | torch.device | None,
     batch_size: int,
+    backend: str = "auto",
 ) -> PersonDetector | Detector:
     if isinstance(detector, PersonDetector) or (callable(detector) and not isinstance(detector, (str, int))):
         return detector
     get_detector_spec(detector)  # a clear error for unknown names before any weights are read
-    return create_detector(detector, detector_model_dir, device=device, threshold=None, batch_size=max(batch_size, 1))
+    built = create_detector(detector, detector_model_dir, device=device, threshold=None, batch_size=max(batch_size, 1))
+    return with_detector_backend(built, backend)
 
 
 def create_pipeline(
@@ -336,6 +339,7 @@ def create_pipeline(
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     pose: KeypointPredictor | None = None,
     detector_weights: str | os.PathLike | None = None,
+    detector_backend: str = "auto",
 ) -> KeypointPipeline:
     """PaddleX-style entry point: ``create_pipeline("human_keypoint_detection")``.
 
@@ -350,7 +354,9 @@ def create_pipeline(
     ``pose``: an existing predictor to reuse (then ``pose_model``, ``flip``, ``backend`` are ignored).
     Weights come from ``pose_model_dir`` and ``detector_model_dir`` (PaddleX's ``model_dir`` of each
     sub-module; ``None``: the default release); ``detector_weights`` is the old name of
-    ``detector_model_dir`` (still accepted, with a warning).
+    ``detector_model_dir`` (still accepted, with a warning). ``detector_backend``: what runs a named
+    detector's network: ``auto`` (ONNX Runtime on the CPU when installed: ~7x faster than eager torch
+    and batch invariant, see :mod:`tinypose.runtimes.detector`; else torch), ``onnxruntime``, ``torch``.
     """
     if detector_weights is not None:
         if detector_model_dir is not None:
@@ -398,7 +404,7 @@ def create_pipeline(
             max_download_bytes=max_download_bytes,
         )
     person_detector = _detector_from(
-        detector, detector_model_dir, pose.device if device is None else device, batch_size
+        detector, detector_model_dir, pose.device if device is None else device, batch_size, detector_backend
     )
     return KeypointPipeline(
         pose, person_detector, det_threshold, batch_size, tracking=tracking, smoothing=smoothing_config

@@ -79,6 +79,17 @@ def _extra_models(cfg: Mapping[str, Any], model: str) -> list[tuple[str, str | N
     return found
 
 
+def _detector_backend(cfg: Mapping[str, Any]) -> str:
+    from ..runtimes.detector import resolve_detector_backend
+
+    value = str(cfg.get("detector_backend", "auto"))
+    try:
+        resolve_detector_backend(value, None if cfg.get("device") is None else str(cfg.get("device")))
+    except ValueError as error:
+        raise SystemExit(f"error: detector_backend={value!r}: {error}") from None
+    return value
+
+
 def settings_from_config(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Limits]:
     """Plain settings for the model processes and the request :class:`Limits`, every option checked.
     ``models``: ``(pose model name, weights or None)`` of every pose model to load, ``model`` first."""
@@ -108,6 +119,7 @@ def settings_from_config(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Limits
         "det_threshold": None if threshold is None else _number(cfg, "det_threshold", float),
         "device": None if cfg.get("device") is None else str(cfg.get("device")),
         "backend": None if cfg.get("backend") is None else str(cfg.get("backend")),
+        "detector_backend": _detector_backend(cfg),
         "threads": None if cfg.get("threads") is None else _number(cfg, "threads", int, 1),
         "draw_threshold": _number(cfg, "draw_threshold", float),
         "visualize": parse_flag(cfg.get("visualize", True), "visualize"),

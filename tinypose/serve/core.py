@@ -25,10 +25,12 @@ import base64
 import binascii
 import io
 import math
+import os
 import re
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,6 +47,7 @@ from ..images import InputError, decode_image_bytes
 from ..pipeline import KeypointPipeline, PipelineResult, clip_boxes, create_pipeline
 from ..predict import KeypointResult
 from ..runtimes import thread_options
+from ..runtimes.detector import resolve_detector_backend, with_detector_backend
 
 __all__ = [
     "BOXES_ENDPOINT",
@@ -229,6 +232,8 @@ class ServiceInfo:
 
     models: tuple[str, ...]
     detector: str
+    detector_backend: str = "torch"
+    """What runs the detector: ``onnxruntime`` (one forward per batch of requests) or ``torch``."""
     flip: bool = False
     det_threshold: float | None = 0.5
     visualize: bool = True
@@ -241,6 +246,9 @@ class ServiceInfo:
         return cls(
             models=tuple(name for name, _ in settings["models"]),
             detector=str(settings["detector"]),
+            detector_backend=resolve_detector_backend(
+                str(settings.get("detector_backend", "auto")), settings.get("device")
+            ),
             flip=bool(settings.get("flip", False)),
             det_threshold=None if threshold is None else float(threshold),
             visualize=bool(settings.get("visualize", True)),
@@ -253,6 +261,7 @@ class ServiceInfo:
             "models": list(self.models),
             "model": self.models[0],
             "detector": self.detector,
+            "detectorBackend": self.detector_backend,
             "flip": self.flip,
             "detThreshold": self.det_threshold,
             "visualize": self.visualize,
@@ -308,13 +317,13 @@ def answer(status: int, body: dict[str, Any], batch_size: int = 0, batch_index: 
 
 class OneImageDetector:
     """A person detector that runs one image per forward, so that a request's boxes do not depend on
-    the requests it is batched with.
+    the requests it is batched with: used when the detector's runtime is not batch invariant.
 
-    A float32 convolution over a batch of N images does not give bit-identical results to the same
+    Eager torch's float32 convolutions over a batch of N images are not bit-identical to the same
     images one at a time (oneDNN picks kernels by batch size): PP-PicoDet boxes move by up to 7e-4 px,
     and a crop shifted that much moves an ambiguous joint by up to 6 px (measured on coco_dev). The
-    pose forward stays batched over every person of every request (batch-size effects there: 6e-5 px),
-    and it is the larger share of the work; batching the detector forward saved ~16% of detector time.
+    ``onnxruntime`` detector (``detector_backend=auto`` when installed) is batch invariant, so the
+    service then runs ONE detector forward per batch of requests and this wrapper is not used.
     The pipeline takes any callable detector (``tinypose.boxes.Detector``) and filters by
     ``det_threshold`` itself, exactly as it does for a :class:`~tinypose.detect.PersonDetector`.
     """
@@ -329,8 +338,8 @@ class OneImageDetector:
 def predict_images(
     pipeline: KeypointPipeline, images: Sequence[np.ndarray], det_threshold: float | None, flip: bool | None = None
 ) -> list[PipelineResult]:
-    """The one call into the pipeline: every person of all ``images`` in one pose forward (the detector
-    runs one image per forward when it is a :class:`OneImageDetector`, as the service builds it)."""
+    """The one call into the pipeline: one detector forward over all ``images`` (one per image when the
+    detector is a :class:`OneImageDetector`), every person of all of them in one pose forward."""
     return pipeline.predict_batch(list(images), det_threshold=det_threshold, flip=flip)
 
 
@@ -379,12 +388,18 @@ class KeypointService:
             self.pipelines[each.pose.model_name] = each
         self.pipeline = pipelines[0]
         self.max_pixels = int(max_pixels)
+        self._pool: ThreadPoolExecutor | None = None
 
     def run(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         """One :func:`answer` per job, in order. Images are decoded here; the requests for the same pose
         model and flip setting go through one pose forward, the pipeline requests after one detector
         pass (at the lowest threshold asked, each request then keeps the boxes above its own)."""
-        decoded = [decode_job(job, self.max_pixels) for job in jobs]
+        if len(jobs) > 1:  # OpenCV and Pillow release the GIL: a batch's files are decoded on all cores
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="tinypose-decode")
+            decoded = list(self._pool.map(lambda job: decode_job(job, self.max_pixels), jobs))
+        else:
+            decoded = [decode_job(job, self.max_pixels) for job in jobs]
         answers: list[dict[str, Any] | None] = [None] * len(jobs)
         size = len(jobs)
         groups: dict[tuple[str, str, bool], list[int]] = {}
@@ -472,10 +487,17 @@ def build_service(settings: Mapping[str, Any]) -> KeypointService:
     pipeline per pose model of ``settings["models"]``, all sharing one detector; every engine's model
     process calls this once."""
     weights = settings.get("detector_weights")
-    detector = OneImageDetector(
+    threads = settings.get("threads")
+    options = {} if threads is None else {"num_threads": int(threads)}
+    person_detector = with_detector_backend(
         create_detector(
             settings["detector"], True if weights is None else weights, device=settings.get("device"), threshold=None
-        )
+        ),
+        str(settings.get("detector_backend", "auto")),
+        **options,
+    )
+    detector: PersonDetector | OneImageDetector = (
+        person_detector if person_detector.batch_invariant else OneImageDetector(person_detector)
     )
     pipelines = [
         create_pipeline(
