@@ -51,6 +51,7 @@ def test_calibration_crops_are_whole_images_and_their_mirrors(coco_dev: Path) ->
     assert len(calibration_files(coco_dev / "images", max_images=5)) == 5
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.parametrize("size", ["128x96", "256x192"])
 def test_int8_openvino_ap_and_cache(coco_dev: Path, openvino_dir: Path, export_cache: Path, size: str) -> None:
@@ -67,6 +68,7 @@ def test_int8_openvino_ap_and_cache(coco_dev: Path, openvino_dir: Path, export_c
     assert FP32_AP[size] - 0.10 <= stats["AP"] <= FP32_AP[size] + 0.02, stats["AP"]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_export_py_int8(coco_dev: Path, openvino_dir: Path, tmp_path: Path) -> None:
     weights = openvino_dir / "tinypose_128x96" / "model.xml"

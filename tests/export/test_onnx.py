@@ -114,6 +114,7 @@ def test_export_refuses_old_opsets(fixture_models) -> None:
         build_onnx(fixture_models["128x96"], opset=10)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_torch_dynamo_exporter_agrees(fixture_models, paddle_batches, tmp_path) -> None:
     """torch.onnx (dynamo) on the original model, independent of our lowering; ~30-60 s on 2 cores."""

@@ -24,6 +24,7 @@ def _keypoints(predictor, photos: list[str], batch_size: int) -> np.ndarray:
     return np.array([[person["keypoints"] for person in r.json["res"]["kpts"]] for r in results])
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("size", ["128x96", "256x192"])
 def test_every_backend_gives_torch_keypoints(openvino_dir, data_dir, export_cache, size: str) -> None:
     model = tinypose.build_model(size, pretrained=openvino_dir / f"tinypose_{size}" / "model.xml")

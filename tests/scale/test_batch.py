@@ -83,6 +83,7 @@ def assert_same_people(rows: list[dict[str, Any]], reference: dict[tuple[str, in
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_pipeline_matches_predict_on_photos_coco_and_video(
     ray_instance: dict, model_settings: dict, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -112,6 +113,7 @@ def test_pipeline_matches_predict_on_photos_coco_and_video(
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_pose_only_and_bad_files_get_error_rows(
     ray_instance: dict, model_settings: dict, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -154,6 +156,7 @@ def worker_pids() -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_actor_killed_mid_run_loses_and_duplicates_nothing(
     ray_instance: dict, model_settings: dict, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -192,6 +195,7 @@ run_batch(json.loads(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), num_act
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_rerun_after_interruption_processes_only_what_is_missing(
     ray_instance: dict, model_settings: dict, data_dir: Path, tmp_path: Path
 ) -> None:

@@ -39,6 +39,7 @@ def test_serve_engine_option(compose_config: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_infer_engine_ray_writes_parquet_and_resumes(
     ray_instance: dict, compose_config: Any, openvino_dir: Path, data_dir: Path, tmp_path: Path, capsys: Any
 ) -> None:

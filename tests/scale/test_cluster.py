@@ -38,6 +38,7 @@ cluster.shutdown()
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_nodes(model_settings: dict, data_dir: Path, tmp_path: Path) -> None:
     images = sorted(map(str, (data_dir / "coco_dev" / "images").glob("*.jpg")))[:6]
     settings = {"model": "PP-TinyPose_128x96", "model_dir": model_settings["model_dir"], "device": "cpu"}

@@ -20,7 +20,7 @@ from tinypose.serve.cli import settings_from_config
 from tinypose.serve.core import Job, build_service
 
 serve = pytest.importorskip("ray.serve", reason='needs the ray extra: pip install -e ".[ray]"')
-pytestmark = pytest.mark.slow  # Ray Serve and two replicas start in ~30 s on 2 cores
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # Ray Serve and two replicas start in ~30 s on 2 cores
 
 
 def free_port() -> int:

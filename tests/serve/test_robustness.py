@@ -41,6 +41,7 @@ def bad_requests(photo: bytes, host: ImageHost) -> list[tuple[str, bytes | dict[
     ]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_thousand_bad_requests(server: ServeProcess, client: Client, image_host: ImageHost, photos: list[Path]) -> None:
     photo = photos[-1].read_bytes()

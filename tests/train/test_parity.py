@@ -255,6 +255,7 @@ TRAJECTORY_CASES = [
 ]
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.parametrize(("size", "init"), TRAJECTORY_CASES)
 def test_trajectory_within_twice_the_float_noise_floor(size: str, init: str, shared_dir: Path, coco_dev: Path) -> None:

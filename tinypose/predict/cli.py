@@ -215,7 +215,7 @@ def _run_ray(cfg: Mapping[str, Any], options: Mapping[str, Any], inputs: Any, mo
         "model_dir": cfg.get("model_dir"),
         "flip": options["flip"],
         "device": cfg.get("device"),
-        "backend": str(cfg.get("backend", "torch")),
+        "backend": None if cfg.get("backend") is None else str(cfg.get("backend")),
         "detector": None if cfg.get("detector") is None else str(cfg["detector"]),
         "detector_model_dir": None if detector_dir is None else str(detector_dir),
         "det_threshold": options["det_threshold"],

@@ -25,6 +25,7 @@ from ..images import InputError, read_image_file, to_bgr8
 from ..models.tinypose import get_spec
 from ..pipeline import KeypointPipeline, create_pipeline
 from ..predict import KeypointPredictor, create_model
+from ..runtimes import thread_options
 from .shards import write_shard
 from .units import WorkUnit
 
@@ -48,14 +49,16 @@ def check_settings(settings: Mapping[str, Any]) -> None:
 def build_runner(settings: Mapping[str, Any]) -> KeypointPredictor | KeypointPipeline:
     """The pose model, or the pipeline around it when ``settings["detector"]`` names a detector.
 
-    ``settings``: ``model``, ``model_dir``, ``flip``, ``device``, ``backend``, ``detector``,
+    ``settings``: ``model``, ``model_dir``, ``flip``, ``device``, ``backend`` (``None``: the project's
+    default, as ``create_model``), ``threads`` (the pose runtime's CPU threads), ``detector``,
     ``detector_model_dir``, ``det_threshold``, ``batch_size`` (all but ``model`` optional)."""
     pose = create_model(
         str(settings.get("model", "PP-TinyPose_128x96")),
         model_dir=settings.get("model_dir"),
         flip=bool(settings.get("flip", False)),
         device=settings.get("device"),
-        backend=str(settings.get("backend", "torch")),
+        backend=None if settings.get("backend") is None else str(settings["backend"]),
+        backend_options=thread_options(settings.get("threads"), settings.get("device")),
         prefetch=0,
     )
     if settings.get("detector") is None:
@@ -115,7 +118,7 @@ class PoseWorker:
         if threads:
             torch.set_num_threads(int(threads))
             cv2.setNumThreads(int(threads))  # OpenCV's pool too: the crops' warps and the detector's resize
-        self.settings = dict(settings)
+        self.settings = {"threads": threads, **settings}
         self.output = output
         self.batch_size = max(1, int(self.settings.get("batch_size", 1)))
         self.runner = build_runner(self.settings)
