@@ -300,7 +300,7 @@ def create_backend(
     if entry is None:
         entry, defaults = auto_runtime(device)
         options = {**defaults, **options}
-        logger.info("backend 'auto' chose %s %s on %s", entry.name, defaults or "", device)
+        logger.info("backend 'auto' chose %s%s on %s", entry.name, f" {defaults}" if defaults else "", device)
     return entry.create(model, device, **options)
 
 
