@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinypose.detect.nms import box_iou_paddle, multiclass_nms
+from tinypose.detect.nms import box_iou_paddle, multiclass_nms, pairwise_iou_paddle
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -168,3 +168,29 @@ def test_vectorized_suppression_equals_the_candidate_loop(seed: int) -> None:
         out = multiclass_nms(boxes, scores, nms_threshold=threshold, nms_top_k=-1, keep_top_k=-1)
         expected = _reference_one_class(boxes, scores[0], threshold)
         np.testing.assert_array_equal(out[:, 2:], boxes[expected])
+
+
+def test_pairwise_iou_rows_equal_the_one_box_iou_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    corners = rng.uniform(0, 50, (300, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + rng.uniform(-3, 25, (300, 2)).astype(np.float32)], 1)
+    boxes[:4] = boxes[4]  # identical boxes, and points (0/0 = NaN)
+    boxes[10] = boxes[11] = (5, 5, 5, 5)
+    for normalized in (True, False):
+        matrix = pairwise_iou_paddle(boxes, normalized=normalized)
+        for row in range(len(boxes)):
+            np.testing.assert_array_equal(matrix[row], box_iou_paddle(boxes[row], boxes, normalized))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_iou_rows_in_blocks_keep_what_one_row_at_a_time_keeps(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NMS computes IoU rows for blocks of candidates; one row at a time keeps the same boxes."""
+    from tinypose.detect import nms
+
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 60, (400, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + rng.uniform(-2, 30, (400, 2)).astype(np.float32)], 1)
+    scores = np.round(rng.uniform(0, 1, (2, 400)), 2).astype(np.float32)
+    fast = multiclass_nms(boxes, scores, nms_top_k=-1, keep_top_k=-1)
+    monkeypatch.setattr(nms, "_ROWS_PER_BLOCK", 1)
+    np.testing.assert_array_equal(multiclass_nms(boxes, scores, nms_top_k=-1, keep_top_k=-1), fast)
