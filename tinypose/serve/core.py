@@ -171,12 +171,23 @@ def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
 
 
+def _strict_base64(raw: bytes) -> bytes | None:
+    """``raw`` decoded when it is canonical base64 on one line (Python >= 3.11), else ``None``."""
+    try:
+        return binascii.a2b_base64(raw, strict_mode=True)  # type: ignore[call-arg,unused-ignore]  # 3.11+
+    except (binascii.Error, TypeError):  # TypeError: Python 3.10 has no strict mode
+        return None
+
+
 def decode_base64(text: str) -> bytes:
     """The file bytes of a base64 ``image`` (line breaks allowed, as ``base64`` wraps them)."""
     if _SCHEME.match(text):
         raise RequestError(400, f"image URL scheme {text.split('://', 1)[0]!r} is not served: use http or https")
     try:
-        data = base64.b64decode(_WHITESPACE.sub(b"", text.encode("ascii")), validate=True)
+        raw = text.encode("ascii")
+        data = _strict_base64(raw)  # the usual request: one line of canonical base64, ~5x faster
+        if data is None:
+            data = base64.b64decode(_WHITESPACE.sub(b"", raw), validate=True)
     except (UnicodeEncodeError, binascii.Error, ValueError) as error:
         raise RequestError(400, f"image is neither an http(s) URL nor valid base64 ({error})") from None
     if not data:
