@@ -10,6 +10,7 @@ compared at SAMPLES seeded elements each (the fixture would be megabytes otherwi
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -20,7 +21,17 @@ import torch
 from tinypose.train.module import TinyPoseLitModule, WarmupPiecewise, keypoint_mse_loss
 
 sys.path.insert(0, str(Path(__file__).parent))
-from parity_setup import SCHEDULE, SIZES, SNAPSHOTS, STEPS, STEPS_PER_EPOCH, batch_digest, parity_batches
+from parity_setup import (
+    BATCH_SIZE,
+    SCHEDULE,
+    SIZES,
+    SNAPSHOTS,
+    STEPS,
+    STEPS_PER_EPOCH,
+    batch_digest,
+    paddle_float64_semantics,
+    parity_batches,
+)
 
 REFERENCES = Path(__file__).parent / "references"
 LR = {"128x96": 0.008, "256x192": 0.002}
@@ -202,56 +213,102 @@ def test_lr_equal_at_every_step(size: str, init: str) -> None:
     assert expected[0] == pytest.approx(LR[size] * 0.001) and expected[-1] == pytest.approx(LR[size] * 0.01)
 
 
-def run_trajectory(size: str, init: str, shared: Path, batches: list, dtype: torch.dtype, reference: dict) -> dict:
-    """tinypose's loop body on the fixed batches: losses and sampled parameters after the snapshot steps."""
+def run_trajectory(
+    size: str,
+    init: str,
+    shared: Path,
+    batches: list,
+    dtype: torch.dtype,
+    reference: dict,
+    *,
+    permute: bool = False,
+    paddle_float64: bool = False,
+) -> dict:
+    """tinypose's loop body on the fixed batches: losses and sampled parameters after the snapshot steps.
+
+    ``permute`` shuffles the samples inside each batch (seeded per step): the same sums in another
+    order, the issue's second noise floor. ``paddle_float64`` computes as Paddle's float64 run does
+    (``parity_setup.paddle_float64_semantics``)."""
     module = make_module(size, init, shared, dtype)
     optimizer, scheduler = module.build_optimizer(STEPS_PER_EPOCH)
     params = params_in_paddle_order(module, reference)
     result: dict = {"loss": [], 0: np.concatenate(sampled(reference, params))}
-    for step, batch in enumerate(batches):
-        loss = keypoint_mse_loss(module(batch["image"].to(dtype)), batch["target"], batch["target_weight"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        result["loss"].append(float(loss.detach()))
-        if step + 1 in SNAPSHOTS:
-            result[step + 1] = np.concatenate(sampled(reference, params))
+    semantics = paddle_float64_semantics(module) if paddle_float64 else contextlib.nullcontext()
+    with semantics:
+        for step, batch in enumerate(batches):
+            order = torch.randperm(BATCH_SIZE, generator=torch.Generator().manual_seed(step + 1))
+            image, target, weight = (
+                batch[k][order] if permute else batch[k] for k in ("image", "target", "target_weight")
+            )
+            loss = keypoint_mse_loss(module(image.to(dtype)), target, weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            result["loss"].append(float(loss.detach()))
+            if step + 1 in SNAPSHOTS:
+                result[step + 1] = np.concatenate(sampled(reference, params))
     return result
 
 
-def trajectory_divergence(reference: dict, ours32: dict, ours64: dict) -> dict[str, np.ndarray]:
-    """Per step: |loss| differences; per snapshot: whole-model parameter distances (sampled elements)."""
+def trajectory_divergence(reference: dict, ours32: dict, ours64: dict, permuted32: dict) -> dict[str, np.ndarray]:
+    """Per step: |loss| differences; per snapshot: whole-model parameter distances (sampled elements).
+
+    The noise floor is tinypose float32 against the same steps in float64 and against float32 with
+    each batch's samples permuted, whichever is larger at that step (the issue names both)."""
+    loss32 = np.array(ours32["loss"])
     out = {
-        "loss_vs_paddle64": np.abs(np.array(ours32["loss"]) - reference["loss_f64"]),
-        "loss_noise": np.abs(np.array(ours32["loss"]) - np.array(ours64["loss"])),
+        "loss_vs_paddle64": np.abs(loss32 - reference["loss_f64"]),
+        "loss_noise_f64": np.abs(loss32 - np.array(ours64["loss"])),
+        "loss_noise_permuted": np.abs(loss32 - np.array(permuted32["loss"])),
         "loss64_vs_paddle64": np.abs(np.array(ours64["loss"]) - reference["loss_f64"]),
         "paddle32_vs_paddle64": np.abs(reference["loss_f32"] - reference["loss_f64"]),
     }
+    out["loss_noise"] = np.maximum(out["loss_noise_f64"], out["loss_noise_permuted"])
     moved32 = {s: ours32[s] - ours32[0] for s in SNAPSHOTS}  # updates since the start (Paddle's are stored so)
     out["params_vs_paddle64"] = np.array(
         [np.linalg.norm(moved32[s] - reference[f"delta{s}_f64"].astype(np.float64)) for s in SNAPSHOTS]
     )
-    out["params_noise"] = np.array([np.linalg.norm(moved32[s] - (ours64[s] - ours64[0])) for s in SNAPSHOTS])
+    out["params_noise_f64"] = np.array([np.linalg.norm(moved32[s] - (ours64[s] - ours64[0])) for s in SNAPSHOTS])
+    out["params_noise_permuted"] = np.array(
+        [np.linalg.norm(moved32[s] - (permuted32[s] - permuted32[0])) for s in SNAPSHOTS]
+    )
+    out["params_noise"] = np.maximum(out["params_noise_f64"], out["params_noise_permuted"])
     out["params_moved"] = np.array([np.linalg.norm(reference[f"delta{s}_f64"].astype(np.float64)) for s in SNAPSHOTS])
     return out
 
 
+DETERMINISTIC_STEPS = 4
+"""Steps before float64 rounding itself is amplified past ~1e-8 of the loss (BN-folded weights: ~1e-4
+by step 5; random weights: ~1e-5 by step 9)."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("size", "init"), CASES)
+def test_float64_loop_equals_paddle_float64(size: str, init: str, shared_dir: Path, coco_dev: Path) -> None:
+    """The deterministic check of the whole loop: tinypose float64, computing as Paddle's float64 run
+    does (float32 BatchNorm epsilon and bilinear weights, ``paddle_float64_semantics``), gives Paddle's
+    float64 loss at each of the first steps within 1e-11 relative or within 2x tinypose's own float64
+    noise (the same steps with each batch permuted), and its step-1 update within 2x that noise or the
+    fixture's float32 storage of it. Without the emulation 256x192 random is 2.9e-10 off at step 4,
+    128x96 random 1.3e-10 at step 2; float32 noise is 1e-4 of the loss by step 5."""
+    reference = load_reference(size, init)
+    batches = parity_batches(size, coco_dev, steps=DETERMINISTIC_STEPS)
+    ours = run_trajectory(size, init, shared_dir, batches, torch.float64, reference, paddle_float64=True)
+    noise = run_trajectory(size, init, shared_dir, batches, torch.float64, reference, paddle_float64=True, permute=True)
+    expected = reference["loss_f64"][:DETERMINISTIC_STEPS]
+    error = np.abs(np.array(ours["loss"]) - expected)
+    floor = 2 * np.maximum.accumulate(np.abs(np.array(ours["loss"]) - np.array(noise["loss"])))
+    assert np.all((error <= 1e-11 * expected) | (error <= floor)), (error / expected, floor)
+    moved = reference["delta1_f64"].astype(np.float64)
+    storage = np.linalg.norm(0.5 * np.spacing(np.abs(reference["delta1_f64"])).astype(np.float64))
+    params_error = np.linalg.norm(ours[1] - ours[0] - moved)
+    assert params_error <= max(2 * np.linalg.norm(ours[1] - noise[1]), storage), (params_error, storage)
+
+
 TRAJECTORY_CASES = [
     *CASES[:2],
-    pytest.param(
-        "256x192",
-        "random",
-        marks=[
-            pytest.mark.slow,
-            pytest.mark.xfail(
-                reason="issue 13, open: the loss difference to Paddle float64 exceeds 2x the float noise floor "
-                "at a later step of this case (not yet analysed)",
-                strict=False,
-            ),
-        ],
-    ),
-    CASES[3],
+    *CASES[2:],
 ]
 
 
@@ -260,12 +317,20 @@ TRAJECTORY_CASES = [
 @pytest.mark.parametrize(("size", "init"), TRAJECTORY_CASES)
 def test_trajectory_within_twice_the_float_noise_floor(size: str, init: str, shared_dir: Path, coco_dev: Path) -> None:
     """24 steps (warmup, plateau, x0.1): tinypose float32 vs Paddle float64 no further apart (loss per
-    step, parameters at the snapshots) than 2x tinypose float32 vs tinypose float64, up to each step."""
+    step, parameters at the snapshots) than 2x tinypose's own float32 noise floor up to that step: the
+    larger of float32 vs float64 and float32 vs float32 with each batch's samples permuted.
+
+    By step ~9 Adam has amplified any rounding difference (float64's too) into ~1e-5 loss
+    differences that differ from step to step as random draws do; a single float32-vs-float64 pair
+    can fall low by chance (256x192 random, step 9: 5.9e-6, while tinypose f32 vs Paddle f64 is
+    1.6e-5, tinypose f32 vs its permuted self 3.1e-5), so the floor takes both of the issue's
+    measures. The loop itself is checked deterministically by test_float64_loop_equals_paddle_float64."""
     reference = load_reference(size, init)
     batches = parity_batches(size, coco_dev)
     ours32 = run_trajectory(size, init, shared_dir, batches, torch.float32, reference)
     ours64 = run_trajectory(size, init, shared_dir, batches, torch.float64, reference)
-    d = trajectory_divergence(reference, ours32, ours64)
+    permuted32 = run_trajectory(size, init, shared_dir, batches, torch.float32, reference, permute=True)
+    d = trajectory_divergence(reference, ours32, ours64, permuted32)
     floor = 1e-7 * np.abs(reference["loss_f64"])  # float32 resolution of the loss itself
     assert np.all(d["loss_vs_paddle64"] <= 2 * np.maximum.accumulate(d["loss_noise"]) + floor), d
     assert np.all(d["params_vs_paddle64"] <= 2 * np.maximum.accumulate(d["params_noise"])), d

@@ -44,7 +44,8 @@ def main() -> None:
         batches = parity_batches(size, shared / "data" / "coco_dev")
         ours32 = run_trajectory(size, args.init, shared, batches, torch.float32, reference)
         ours64 = run_trajectory(size, args.init, shared, batches, torch.float64, reference)
-        d = trajectory_divergence(reference, ours32, ours64)
+        permuted32 = run_trajectory(size, args.init, shared, batches, torch.float32, reference, permute=True)
+        d = trajectory_divergence(reference, ours32, ours64, permuted32)
         steps = np.arange(1, len(ours32["loss"]) + 1)
         top, bottom = axes[0][column], axes[1][column]
         top.plot(steps, reference["loss_f64"], "k-", lw=2.5, alpha=0.4, label="PaddleDetection float64")
@@ -55,10 +56,14 @@ def main() -> None:
         top.set_xlabel("optimizer step")
         top.legend(fontsize=8)
         bottom.semilogy(steps, d["loss_vs_paddle64"] + 1e-18, "C0o-", ms=3, label="|loss| tinypose f32 - Paddle f64")
-        bottom.semilogy(steps, d["loss_noise"] + 1e-18, "C1s--", ms=3, label="|loss| tinypose f32 - tinypose f64")
+        bottom.semilogy(
+            steps, d["loss_noise"] + 1e-18, "C1s--", ms=3, label="|loss| noise floor: max(f32-f64, f32-permuted f32)"
+        )
         bottom.semilogy(steps, d["loss64_vs_paddle64"] + 1e-18, "C2^:", ms=3, label="|loss| tinypose f64 - Paddle f64")
         bottom.semilogy(list(SNAPSHOTS), d["params_vs_paddle64"], "C3D-", label="|params| tinypose f32 - Paddle f64")
-        bottom.semilogy(list(SNAPSHOTS), d["params_noise"], "C4x--", label="|params| tinypose f32 - f64")
+        bottom.semilogy(
+            list(SNAPSHOTS), d["params_noise"], "C4x--", label="|params| noise floor (max of f32-f64, f32-permuted)"
+        )
         bottom.set_xlabel("optimizer step")
         bottom.set_title("divergence (params: sampled elements, L2)")
         bottom.legend(fontsize=7)
