@@ -51,6 +51,18 @@ def test_calibration_crops_are_whole_images_and_their_mirrors(coco_dev: Path) ->
     assert len(calibration_files(coco_dev / "images", max_images=5)) == 5
 
 
+def test_calibration_crops_are_the_detected_people(coco_dev: Path) -> None:
+    """With a detector, one crop (and its mirror) per box, clipped to the image; none found: the whole image."""
+    spec = tinypose.get_spec("128x96")
+    files = calibration_files(coco_dev / "images", max_images=2)
+    two_people = calibration_batch(spec, files, lambda image: np.array([[-50, 0, 40, 90, 0.9], [10, 10, 60, 120, 0.8]]))
+    assert two_people.shape == (8, 3, 128, 96)
+    np.testing.assert_array_equal(two_people[3], two_people[2][:, :, ::-1])
+    nobody = calibration_batch(spec, files, lambda image: np.zeros((0, 5)))
+    np.testing.assert_array_equal(nobody, calibration_batch(spec, files))
+    assert len(calibration_batch(spec, files, lambda image: np.tile([[0, 0, 50, 90]], (9, 1)), max_crops=10)) == 10
+
+
 @pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.parametrize("size", ["128x96", "256x192"])
