@@ -2,9 +2,9 @@
 ``backend="openvino", precision="int8"``, written by ``export.py --format openvino --precision int8
 --calib-images DIR``.
 
-The issue asks for AP within 0.010 of fp32 on coco_dev; measured (docs/export.md) int8 loses
-0.07 (128x96) and 0.09 (256x192) with whole-image calibration, so the AP test below guards the
-measured level (no worse than 0.10 below fp32), not the target."""
+The issue asks for AP within 0.010 of fp32 on coco_dev; measured (docs/export.md) int8 calibrated on
+detector person crops loses 0.018 at 128x96 (0.5925), so the AP test guards that level (0.03); at
+256x192 the new recipe was not measured (whole-image calibration lost 0.09), so it keeps 0.10."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ pytestmark = pytest.mark.skipif(
     reason="needs openvino and nncf (the [int8] extra); not installed",
 )
 FP32_AP = {"128x96": 0.6106, "256x192": 0.7379}
+INT8_DROP = {"128x96": 0.03, "256x192": 0.10}
+"""How far below fp32 the INT8 AP may be: the measured level plus a margin (not the issue's 0.010)."""
 """COCO AP on coco_dev (ground-truth boxes, flip) of the fp32 model (docs/export.md)."""
 
 
@@ -51,12 +53,27 @@ def test_calibration_crops_are_whole_images_and_their_mirrors(coco_dev: Path) ->
     assert len(calibration_files(coco_dev / "images", max_images=5)) == 5
 
 
+def test_calibration_crops_are_the_detected_people(coco_dev: Path) -> None:
+    """With a detector, one crop (and its mirror) per box, clipped to the image; none found: the whole image."""
+    spec = tinypose.get_spec("128x96")
+    files = calibration_files(coco_dev / "images", max_images=2)
+    two_people = calibration_batch(spec, files, lambda image: np.array([[-50, 0, 40, 90, 0.9], [10, 10, 60, 120, 0.8]]))
+    assert two_people.shape == (8, 3, 128, 96)
+    np.testing.assert_array_equal(two_people[3], two_people[2][:, :, ::-1])
+    nobody = calibration_batch(spec, files, lambda image: np.zeros((0, 5)))
+    np.testing.assert_array_equal(nobody, calibration_batch(spec, files))
+    assert len(calibration_batch(spec, files, lambda image: np.tile([[0, 0, 50, 90]], (9, 1)), max_crops=10)) == 10
+
+
 @pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.parametrize("size", ["128x96", "256x192"])
 def test_int8_openvino_ap_and_cache(coco_dev: Path, openvino_dir: Path, export_cache: Path, size: str) -> None:
     model = tinypose.build_model(size, pretrained=openvino_dir / f"tinypose_{size}" / "model.xml")
-    options = {"precision": "int8", "calib_images": coco_dev / "images", "cache_dir": export_cache}
+    options = {
+        "precision": "int8", "calib_images": coco_dev / "images", "cache_dir": export_cache,
+        "calib_detector": openvino_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml",
+    }  # fmt: skip
     backend = create_backend("openvino", model, **options)
     path = backend.path  # type: ignore[attr-defined]
     assert "int8" in path.name and path.with_suffix(".bin").is_file()
@@ -65,7 +82,7 @@ def test_int8_openvino_ap_and_cache(coco_dev: Path, openvino_dir: Path, export_c
         backend, annotation_file=coco_dev / "annotations" / "person_keypoints.json", images_dir=coco_dev / "images",
         model_name=model.spec.name, flip=True, progress=False,
     )  # fmt: skip
-    assert FP32_AP[size] - 0.10 <= stats["AP"] <= FP32_AP[size] + 0.02, stats["AP"]
+    assert FP32_AP[size] - INT8_DROP[size] <= stats["AP"] <= FP32_AP[size] + 0.02, stats["AP"]
 
 
 @pytest.mark.long
@@ -73,6 +90,7 @@ def test_int8_openvino_ap_and_cache(coco_dev: Path, openvino_dir: Path, export_c
 def test_export_py_int8(coco_dev: Path, openvino_dir: Path, tmp_path: Path) -> None:
     weights = openvino_dir / "tinypose_128x96" / "model.xml"
     base = [sys.executable, "export.py", "--model", "128x96", "--weights", str(weights), "--precision", "int8"]
+    detector = openvino_dir / "picodet_s_320_lcnet_pedestrian" / "model.xml"
     missing = subprocess.run(
         [*base, "--format", "openvino", "-o", str(tmp_path / "a.xml")],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=300,
@@ -85,7 +103,7 @@ def test_export_py_int8(coco_dev: Path, openvino_dir: Path, tmp_path: Path) -> N
     assert onnx_int8.returncode == 2 and "--format onnx writes fp32, fp16" in onnx_int8.stderr
     output = tmp_path / "pose_int8.xml"
     done = subprocess.run(
-        [*base, "--format", "openvino", "--calib-images", str(coco_dev / "images"), "-o", str(output)],
+        [*base, "--format", "openvino", "--calib-images", str(coco_dev / "images"), "--calib-detector", str(detector), "-o", str(output)],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

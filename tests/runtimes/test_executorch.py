@@ -1,5 +1,6 @@
 """The ``executorch`` runtime (optional extra): the ``.pte`` with the XNNPACK delegate gives torch's
-heatmaps to 1e-4 on the PaddleDetection fixtures; ``export.py --format executorch`` writes it."""
+heatmaps to 1e-4 on the PaddleDetection fixtures and the eager model's keypoints to 0.01 px on real
+photos with the real weights; ``export.py --format executorch`` writes it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+import tinypose
+from tinypose.predict import create_model
 from tinypose.runtimes import RuntimeUnavailable, available_backends, create_backend, export_formats
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +47,27 @@ def test_executorch_matches_torch_on_the_fixtures(fixture_models, paddle_batches
         with torch.inference_mode():
             reference = model(torch.from_numpy(x)).numpy()
         assert np.abs(heatmaps.numpy() - reference).max() <= 1e-4
+
+
+@needs_executorch
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["128x96", "256x192"])
+def test_executorch_keypoints_match_eager_on_photos(
+    openvino_dir: Path, data_dir: Path, export_cache, size: str
+) -> None:
+    model = tinypose.build_model(size, pretrained=openvino_dir / f"tinypose_{size}" / "model.xml")
+    photos = [str(data_dir / "photos" / name) for name in ("demo_2.jpg", "demo_5.jpg", "demo_7.jpg")]
+    eager = create_model(
+        model.spec.name, model=model, flip=True, device="cpu", backend="torch", backend_options={"fuse": False}
+    )
+    ours = create_model(
+        model.spec.name, model=model, flip=True, device="cpu", backend="executorch", backend_options={"cache_dir": export_cache}
+    )  # fmt: skip
+    mine = [r.json["res"]["kpts"] for r in ours.predict(photos, batch_size=3)]
+    reference = [r.json["res"]["kpts"] for r in eager.predict(photos, batch_size=3)]
+    for a, b in zip(mine, reference):
+        diff = np.abs(np.array([p["keypoints"] for p in a])[..., :2] - np.array([p["keypoints"] for p in b])[..., :2])
+        assert diff.max() <= 0.01
 
 
 @needs_executorch

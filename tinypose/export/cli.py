@@ -56,7 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument(
         "--calib-images", type=Path, default=None,
-        help="int8: a folder of images like those you will run on (whole images are cropped as the predictor does)",
+        help="int8: a folder of images like those you will run on (each person the detector finds is cropped as the pipeline does)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calib-detector", default=None,
+        help="int8: weights of the person detector that makes the calibration crops (default: the default detector); "
+        "'none': crop whole images",
     )  # fmt: skip
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     parser.add_argument(
@@ -87,8 +92,11 @@ def _export(args: argparse.Namespace) -> int:
         )
     if precision == "int8" and args.calib_images is None:
         raise ValueError("--precision int8 needs --calib-images FOLDER (images to calibrate the quantization on)")
-    if args.calib_images is not None and precision != "int8":
-        raise ValueError("--calib-images is for --precision int8")
+    if (args.calib_images is not None or args.calib_detector is not None) and precision != "int8":
+        raise ValueError("--calib-images and --calib-detector are for --precision int8")
+    calib_detector: str | bool | None = args.calib_detector
+    if isinstance(args.calib_detector, str) and args.calib_detector.lower() == "none":
+        calib_detector = False
     suffix = "" if precision == "fp32" else "_" + precision
     output = args.output or Path(f"{spec.name}{suffix}{artifact.suffix}")
     existing = [str(path) for path in artifact.outputs(Path(output)) if path.exists()]
@@ -104,7 +112,7 @@ def _export(args: argparse.Namespace) -> int:
         writer = cast(CalibratedArtifactWriter, artifact.load_writer())
         writer(
             model, output, precision=precision, opset=args.opset, exporter=args.exporter, check_batch=check_batch,
-            report=print, calib_images=args.calib_images,
+            report=print, calib_images=args.calib_images, calib_detector=calib_detector,
         )  # fmt: skip
         return 0
     artifact.load_writer()(

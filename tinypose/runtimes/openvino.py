@@ -30,6 +30,17 @@ _HINTS = {"fp32": "f32", "fp16": "f16", "int8": "f32"}
 """tinypose precision names -> OpenVINO's inference precision hint (int8 comes from the QDQ graph itself)."""
 
 
+INT8_RECIPE = 2
+"""Version of the quantization recipe (calibration crops, NNCF options) in the INT8 cache key: bump it
+whenever they change, so a cached model made the old way is not reused."""
+
+INT8_MICRO_BATCH_PIXELS = 128 * 96 * 32
+"""Crops per micro-batch of the INT8 model = this // (H * W): 32 at 128x96, 8 at 256x192. Its activations
+are a quarter of fp32's, so bigger chunks still fit the caches and amortize the per-layer overhead
+of the ~600-node graph; measured single-threaded (docs/export.md) INT8 runs 0.9x fp32 per crop one
+crop at a time and 1.4-1.5x in chunks of 8-16."""
+
+
 class OpenVinoRuntime(CpuMicroBatchRuntime):
     """OpenVINO (the PyPI package) on the CPU, compiled from our ONNX.
 
@@ -39,7 +50,9 @@ class OpenVinoRuntime(CpuMicroBatchRuntime):
     ``precision`` (inference precision hint, default ``"f32"`` so results match torch;
     ``"bf16"``/``"f16"`` where the CPU has them, also spelled ``fp32``/``fp16``; ``"int8"``: the
     model quantized by NNCF (:func:`quantize_openvino`, the ``int8`` extra), calibrated on the
-    images of the folder ``calib_images`` and cached), ``cache_dir``. Single crops run on a model compiled for batch 1.
+    person crops of the images of the folder ``calib_images``, cached; ``calib_detector``: the person
+    detector's weights for those crops, default the pipeline's default detector, ``False`` for
+    whole-image crops), ``cache_dir``. Single crops run on a model compiled for batch 1.
     """
 
     name = "openvino"
@@ -56,10 +69,13 @@ class OpenVinoRuntime(CpuMicroBatchRuntime):
         opset: int = DEFAULT_OPSET,
         cache_dir: str | Path | None = None,
         calib_images: str | Path | None = None,
+        calib_detector: str | Path | bool | None = None,
     ) -> None:
         if device.type != "cpu":
             raise RuntimeUnavailable("the openvino backend runs on the CPU here; pass device='cpu'")
         super().__init__(model.spec, device, num_threads, streams, micro_batch)
+        if precision == "int8" and micro_batch is None:
+            self.micro_batch = max(1, INT8_MICRO_BATCH_PIXELS // (model.spec.input_height * model.spec.input_width))
         try:
             import openvino as ov  # optional extra ([openvino])
         except ImportError as error:
@@ -71,9 +87,9 @@ class OpenVinoRuntime(CpuMicroBatchRuntime):
         if precision == "int8":
             if calib_images is None:
                 raise ValueError("precision int8 needs calibration images: pass calib_images=FOLDER (e.g. your photos)")
-            self.path = _cached_int8_ir(model, self.path, Path(calib_images), cache_dir)
-        elif calib_images is not None:
-            raise ValueError("calib_images is for precision='int8'")
+            self.path = _cached_int8_ir(model, self.path, Path(calib_images), cache_dir, calib_detector)
+        elif calib_images is not None or calib_detector is not None:
+            raise ValueError("calib_images and calib_detector are for precision='int8'")
         self.model = self.core.read_model(str(self.path))
         self.precision = hint
         single = self.model.clone()
@@ -125,14 +141,41 @@ def quantize_openvino(network: Any, calibration: np.ndarray) -> Any:
     )  # fmt: skip
 
 
-def _int8_model(model: TinyPose, onnx_path: Path, calib_images: Path) -> Any:
+def _calibration_detector(calib_detector: str | Path | bool | None) -> Any:
+    """The person detector whose boxes make the calibration crops (the pipeline's default detector and
+    threshold; ``calib_detector`` its weights), or ``None`` (``False``: whole-image crops)."""
+    if calib_detector is False:
+        return None
+    from ..detect import create_detector
+
+    weights = None if calib_detector in (None, True) else calib_detector
+    return create_detector(model_dir=cast("str | Path | None", weights), device="cpu", threshold=0.5)
+
+
+def _detector_key(calib_detector: str | Path | bool | None) -> str:
+    if calib_detector is False:
+        return "none"
+    if calib_detector in (None, True):
+        return "default"
+    path = Path(cast("str | Path", calib_detector))
+    return f"{path.resolve()}:{path.stat().st_size if path.is_file() else ''}"
+
+
+def _int8_model(model: TinyPose, onnx_path: Path, calib_images: Path, calib_detector: str | Path | bool | None) -> Any:
     import openvino as ov
 
-    calibration = calibration_batch(model.spec, calibration_files(calib_images))
-    return quantize_openvino(ov.Core().read_model(str(onnx_path)), calibration)
+    detector = _calibration_detector(calib_detector)
+    calibration = calibration_batch(model.spec, calibration_files(calib_images), detector)
+    return quantize_openvino(ov.convert_model(str(onnx_path)), calibration)
 
 
-def _cached_int8_ir(model: TinyPose, onnx_path: Path, calib_images: Path, cache_dir: str | Path | None) -> Path:
+def _cached_int8_ir(
+    model: TinyPose,
+    onnx_path: Path,
+    calib_images: Path,
+    cache_dir: str | Path | None,
+    calib_detector: str | Path | bool | None = None,
+) -> Path:
     """The INT8 IR of ``model`` calibrated on ``calib_images``, cached beside the exports: keyed by the
     fp32 ONNX (weights and versions), the calibration images' bytes and the NNCF version. The
     ``.bin`` is moved into place before the ``.xml``, so an ``.xml`` means a complete pair."""
@@ -142,13 +185,14 @@ def _cached_int8_ir(model: TinyPose, onnx_path: Path, calib_images: Path, cache_
     files = calibration_files(calib_images)
     key = cache_key(
         onnx=onnx_path.name, calib_sha256=files_sha256(files), calib_count=len(files), nncf=nncf.__version__,
-        openvino=ov.__version__,
+        openvino=ov.__version__, recipe=INT8_RECIPE, detector=_detector_key(calib_detector),
     )  # fmt: skip
     xml = export_cache_dir(cache_dir) / f"{model.spec.name}-int8-openvino-{key[:20]}.xml"
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml
     logger.info("quantizing %s to INT8 (NNCF, %d calibration images) into %s", model.spec.name, len(files), xml)
-    quantized = quantize_openvino(ov.Core().read_model(str(onnx_path)), calibration_batch(model.spec, files))
+    calibration = calibration_batch(model.spec, files, _calibration_detector(calib_detector))
+    quantized = quantize_openvino(ov.convert_model(str(onnx_path)), calibration)
     with tempfile.TemporaryDirectory(dir=xml.parent, prefix=".int8-") as tmp:
         ov.save_model(quantized, str(Path(tmp) / "model.xml"), compress_to_fp16=False)
         os.replace(Path(tmp) / "model.bin", xml.with_suffix(".bin"))
@@ -166,6 +210,7 @@ def write_openvino_ir(
     check_batch: Tensor | None,
     report: Callable[[str], None],
     calib_images: Path | None = None,
+    calib_detector: str | Path | bool | None = None,
 ) -> None:
     """``export.py --format openvino``: our ONNX converted to an OpenVINO IR (``.xml`` + ``.bin``;
     ``fp16`` compresses the weights; ``int8`` quantizes with NNCF, calibrated on the images of the
@@ -181,7 +226,7 @@ def write_openvino_ir(
         if precision == "int8":
             if calib_images is None:
                 raise ValueError("--precision int8 needs --calib-images FOLDER (images to calibrate on)")
-            ir = _int8_model(model, onnx_path, calib_images)
+            ir = _int8_model(model, onnx_path, calib_images, calib_detector)
         else:
             ir = ov.convert_model(str(onnx_path))
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,9 @@ class ArtifactWriter(Protocol):
 
 
 class CalibratedArtifactWriter(Protocol):
-    """An :class:`ArtifactWriter` that also writes ``int8``, calibrated on the images of ``calib_images``."""
+    """An :class:`ArtifactWriter` that also writes ``int8``, calibrated on person crops of the images of
+    ``calib_images`` (boxes from the person detector ``calib_detector``: its weights, ``None`` the
+    default, ``False`` whole images)."""
 
     def __call__(
         self,
@@ -87,6 +89,7 @@ class CalibratedArtifactWriter(Protocol):
         check_batch: Tensor | None,
         report: Callable[[str], None],
         calib_images: Path | None = None,
+        calib_detector: str | Path | bool | None = None,
     ) -> None: ...
 
 

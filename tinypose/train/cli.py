@@ -315,6 +315,12 @@ def _evaluation_backend(name: str, model: Any, device: Any, precision: str, cali
             images = cfg.data.get("images_dir") or "images"
             calib_images = _dataset_path(cfg.dataset_dir, str(images))
         options["calib_images"] = str(calib_images)
+        detector = cfg.evaluate.get("calib_detector")
+        if detector is None:
+            detector = cfg.evaluate.get("detector_weights")
+        elif str(detector).lower() in ("false", "none"):
+            detector = False
+        options["calib_detector"] = detector
     try:
         return create_backend(name, model, device=device, **options)
     except TypeError as error:  # a runtime without calib_images: it has no int8
