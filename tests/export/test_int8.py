@@ -2,9 +2,9 @@
 ``backend="openvino", precision="int8"``, written by ``export.py --format openvino --precision int8
 --calib-images DIR``.
 
-The issue asks for AP within 0.010 of fp32 on coco_dev; measured (docs/export.md) int8 calibrated on
-detector person crops loses 0.018 at 128x96 (0.5925), so the AP test guards that level (0.03); at
-256x192 the new recipe was not measured (whole-image calibration lost 0.09), so it keeps 0.10."""
+The issue asks for AP within 0.010 of fp32 on coco_dev; measured (docs/export.md) the current recipe
+(detector person crops, residual additions left float) loses 0.009 at 128x96 (0.6012) and 0.025 at
+256x192 (0.7125), so the AP test guards those levels with a margin (0.02 and 0.04)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs openvino and nncf (the [int8] extra); not installed",
 )
 FP32_AP = {"128x96": 0.6106, "256x192": 0.7379}
-INT8_DROP = {"128x96": 0.03, "256x192": 0.10}
+INT8_DROP = {"128x96": 0.02, "256x192": 0.04}
 """How far below fp32 the INT8 AP may be: the measured level plus a margin (not the issue's 0.010)."""
 """COCO AP on coco_dev (ground-truth boxes, flip) of the fp32 model (docs/export.md)."""
 
