@@ -128,29 +128,3 @@ def test_gpu_backends_match_cpu(
     )
     assert heatmaps.device.type == "cpu"
     assert np.abs(heatmaps.numpy() - paddle_heatmaps).max() <= tolerance
-
-
-@pytest.mark.skipif(not importlib.util.find_spec("openvino"), reason="needs openvino")
-def test_openvino_static_shapes_pad_chunks_and_fall_back_to_dynamic(fixture_models, cache) -> None:
-    """Chunks of unequal length are padded to one static shape and cut back; after STATIC_SHAPES sizes
-    every new size runs on the one dynamic-batch model; every answer equals torch's."""
-    from tinypose.runtimes.openvino import DYNAMIC, STATIC_SHAPES
-
-    model = fixture_models["128x96"]
-    backend = create_backend("openvino", model, cache_dir=cache, streams=2, micro_batch=3)
-    generator = torch.Generator().manual_seed(0)
-    sizes = [2, 7, 3, 13, 4, 11]  # split into chunks of <= 3, e.g. 7 -> 3+2+2 and 3 -> 2+1: padded
-    for size in sizes:
-        x = torch.randn(size, 3, 128, 96, generator=generator)
-        with torch.inference_mode():
-            reference = model(x).numpy()
-        assert np.abs(backend(x).numpy() - reference).max() <= TORCH_TOLERANCE, size
-    queues = backend._queues  # type: ignore[attr-defined]
-    assert len([key for key in queues if key != DYNAMIC]) <= STATIC_SHAPES
-    big = create_backend("openvino", model, cache_dir=cache, streams=2, micro_batch=64)
-    for size in range(2, 2 + 2 * (STATIC_SHAPES + 1), 2):  # chunk sizes 1, 2, 3, 4, 5: the fifth goes dynamic
-        x = torch.randn(size, 3, 128, 96, generator=generator)
-        with torch.inference_mode():
-            reference = model(x).numpy()
-        assert np.abs(big(x).numpy() - reference).max() <= TORCH_TOLERANCE, size
-    assert DYNAMIC in big._queues and len(big._queues) == STATIC_SHAPES + 1  # type: ignore[attr-defined]

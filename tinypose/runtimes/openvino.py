@@ -41,12 +41,6 @@ of the ~600-node graph; measured single-threaded (docs/export.md) INT8 runs 0.9x
 crop at a time and 1.4-1.5x in chunks of 8-16."""
 
 
-STATIC_SHAPES = 4
-"""Micro-batch sizes that get a model compiled for exactly that batch (about 0.5 s fp32, 2 s INT8 each)."""
-DYNAMIC = 0
-"""Key of the dynamic-batch model that runs every other size."""
-
-
 class OpenVinoRuntime(CpuMicroBatchRuntime):
     """OpenVINO (the PyPI package) on the CPU, compiled from our ONNX.
 
@@ -104,52 +98,29 @@ class OpenVinoRuntime(CpuMicroBatchRuntime):
         if self.num_threads:
             config["INFERENCE_NUM_THREADS"] = self.num_threads
         self.request = self.core.compile_model(single, "CPU", config).create_infer_request()
-        self._queues: dict[int, Any] = {}
+        self._queue: Any = None
 
     def run_latency(self, batch: np.ndarray) -> np.ndarray:
         self.request.infer({0: batch}, share_inputs=True)
         return self.request.get_output_tensor(0).data.copy()
 
-    def _chunk_queue(self, size: int) -> Any:
-        """The async queue for micro-batches of ``size`` crops: a model compiled for exactly that batch
-        (measured, docs/export.md: static shapes run 1.1-1.3x faster in fp32 and 1.3-1.5x in INT8 than
-        the dynamic-batch model), for the first :data:`STATIC_SHAPES` sizes seen; others share one
-        dynamic-batch model, so a stream of ever-new sizes never compiles without bound."""
-        queue = self._queues.get(size)
-        if queue is not None:
-            return queue
-        config = {
-            "INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "THROUGHPUT",
-            "NUM_STREAMS": self.streams, "INFERENCE_NUM_THREADS": self.streams,
-        }  # fmt: skip
-        if len(self._queues) < STATIC_SHAPES:
-            model, key = self.model.clone(), size
-            model.reshape({INPUT_NAME: [size, *self.input_shape]})
-        elif self._queues.get(DYNAMIC) is not None:
-            return self._queues[DYNAMIC]
-        else:
-            model, key = self.model, DYNAMIC
-        compiled = self.core.compile_model(model, "CPU", config)
-        self._queues[key] = self._ov.AsyncInferQueue(compiled, self.streams)
-        return self._queues[key]
-
     def run_chunks(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
-        """Micro-batches differ by at most one crop (``np.array_split``): the shorter ones are padded to
-        the longest, so that one static-shape model runs them all, and the padding is cut off again."""
-        size = max(len(chunk) for chunk in chunks)
-        queue = self._chunk_queue(size)
+        if self._queue is None:
+            config = {
+                "INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "THROUGHPUT",
+                "NUM_STREAMS": self.streams, "INFERENCE_NUM_THREADS": self.streams,
+            }  # fmt: skip
+            compiled = self.core.compile_model(self.model, "CPU", config)
+            self._queue = self._ov.AsyncInferQueue(compiled, self.streams)
         results: list[np.ndarray | None] = [None] * len(chunks)
-        lengths = [len(chunk) for chunk in chunks]
 
         def done(request: Any, index: int) -> None:
-            results[index] = request.get_output_tensor(0).data[: lengths[index]].copy()
+            results[index] = request.get_output_tensor(0).data.copy()
 
-        queue.set_callback(done)
+        self._queue.set_callback(done)
         for index, chunk in enumerate(chunks):
-            if len(chunk) < size:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)])
-            queue.start_async({0: chunk}, index)
-        queue.wait_all()
+            self._queue.start_async({0: chunk}, index)
+        self._queue.wait_all()
         return cast("list[np.ndarray]", results)  # wait_all() returns after every callback ran
 
 
@@ -158,7 +129,7 @@ def quantize_openvino(network: Any, calibration: np.ndarray) -> Any:
     post-training quantization, activation ranges calibrated on ``calibration`` (normalized crops
     ``[N, 3, H, W]``, one per step), fast bias correction. Left float: the heatmap conv (whose
     sub-pixel shape the decoder reads) and the residual additions (their int8 inputs cost 0.009 AP at
-    128x96 and 0.044 at 256x192 on coco_dev for 6% of the speed). Measured options: docs/export.md."""
+    128x96 and 0.044 at 256x192 on coco_dev). Measured options: docs/export.md."""
     try:
         import nncf  # optional extra ([int8])
     except ImportError as error:
