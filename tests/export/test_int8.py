@@ -27,9 +27,9 @@ pytestmark = pytest.mark.skipif(
     reason="needs openvino and nncf (the [int8] extra); not installed",
 )
 FP32_AP = {"128x96": 0.6106, "256x192": 0.7379}
+"""COCO AP on coco_dev (ground-truth boxes, flip) of the fp32 model (docs/export.md)."""
 INT8_DROP = {"128x96": 0.02, "256x192": 0.04}
 """How far below fp32 the INT8 AP may be: the measured level plus a margin (not the issue's 0.010)."""
-"""COCO AP on coco_dev (ground-truth boxes, flip) of the fp32 model (docs/export.md)."""
 
 
 def test_calibration_needs_a_folder_of_images(tmp_path: Path, fixture_models) -> None:
