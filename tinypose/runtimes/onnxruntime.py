@@ -26,9 +26,12 @@ class OrtRuntime(CpuMicroBatchRuntime):
     Options: ``providers`` (default: the CUDA EP for a CUDA device when installed, else CPU),
     ``num_threads`` (default all cores), ``streams`` and ``micro_batch`` (CPU batches: see
     :class:`~tinypose.runtimes.base.CpuMicroBatchRuntime`; a large ``micro_batch`` runs a batch in
-    one call), ``allow_spinning`` (whether the ``num_threads`` session's idle workers spin; default
-    off: spinning workers take the cores from everything else, other sessions and processes
-    included, and measured slower here), ``precision`` (``fp32``, ``fp16``), ``opset``, ``cache_dir``, ``path`` (run this ONNX file, e.g. one written by ``export.py``, instead
+    one call), ``allow_spinning`` (whether the ``num_threads`` session's workers keep spinning
+    between calls; default off: idle spinning takes the cores from everything else, other sessions
+    and processes included. Within a call they spin either way, and stop when it returns
+    (``session.force_spinning_stop``): a single crop passes ~600 layers between the threads, and
+    waking sleeping workers at each cost 20% of the speed at 256x192, measured in docs/export.md),
+    ``precision`` (``fp32``, ``fp16``), ``opset``, ``cache_dir``, ``path`` (run this ONNX file, e.g. one written by ``export.py``, instead
     of exporting ``model``; it must be ``model``'s size). A single crop on
     the CPU runs on one thread or on ``num_threads`` threads, whichever measures faster
     (:class:`~tinypose.runtimes.base.Fastest`, re-checked every 200 calls).
@@ -78,27 +81,30 @@ class OrtRuntime(CpuMicroBatchRuntime):
                 model, "onnxruntime", ort.__version__, cache_dir=cache_dir, opset=opset, precision=precision
             )
         if device.type == "cuda" or self.num_threads == 1:
-            self.session = self._session(self.num_threads, spinning=False)
+            self.session = self._session(self.num_threads)
             self.single_thread = self.session
             self._latency = Fastest({"session": self._run(self.session)})
         else:
             # One thread: also the session that the batch workers run concurrently (with one
             # intra-op thread, each run computes on its caller's thread).
-            self.session = self._session(self.num_threads, spinning=allow_spinning)
-            self.single_thread = self._session(1, spinning=False)
+            self.session = self._session(self.num_threads, spin_in_run=True, spin_between=allow_spinning)
+            self.single_thread = self._session(1)
             self._latency = Fastest(
                 {"all threads": self._run(self.session), "one thread": self._run(self.single_thread)}
             )
         self._pool: ThreadPoolExecutor | None = None
 
-    def _session(self, threads: int | None, spinning: bool) -> Any:
+    def _session(self, threads: int | None, spin_in_run: bool = False, spin_between: bool = False) -> Any:
+        """A session of ``threads`` intra-op threads; ``spin_in_run``: its workers spin while a call
+        runs, ``spin_between``: also after it returns (else they stop and sleep)."""
         ort = self._ort
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_in_run else "0")
+        options.add_session_config_entry("session.force_spinning_stop", "0" if spin_between else "1")
         return ort.InferenceSession(str(self.path), options, providers=self.providers)
 
     @staticmethod
