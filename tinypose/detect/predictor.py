@@ -120,9 +120,7 @@ class PersonDetector:
         """Network outputs before NMS: boxes ``[N,A,4]`` in input pixels, scores ``[N,C,A]``, factors ``[N,2]``."""
         if self.forward is not None and len(images) > 1:
             # cv2 and numpy release the GIL: the images of a batch are prepared on all cores at once
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="tinypose-det-pre")
-            prepared = list(self._pool.map(lambda image: preprocess_image(self._bgr(image), self.spec), images))
+            prepared = list(self._executor().map(lambda image: preprocess_image(self._bgr(image), self.spec), images))
         else:
             prepared = [preprocess_image(self._bgr(image), self.spec) for image in images]
         inputs, factors = zip(*prepared)
@@ -142,24 +140,47 @@ class PersonDetector:
         ``batch_size`` images per forward (default: the detector's).
         """
         threshold = self.threshold if threshold is _DEFAULT else threshold
+        run_one = getattr(self.forward, "run_one", None) if self.batch_invariant else None
+        if run_one is not None and len(images) > 1:
+            # A batch-invariant runtime computes each image alone anyway: each worker takes an image
+            # from decoding through NMS, so one image's NMS (Python, holding the GIL) overlaps the
+            # other workers' forwards (which release it) instead of waiting for the whole batch.
+            return list(self._executor().map(lambda image: self._detect_one(image, threshold, run_one), images))
         step = self.batch_size if batch_size is None else max(1, int(batch_size))
         results: list[np.ndarray] = []
         for start in range(0, len(images), step):
             boxes, scores, factors = self.raw(images[start : start + step])
-            for image_boxes, image_scores, (scale_y, scale_x) in zip(boxes, scores, factors):
-                image_boxes = image_boxes / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
-                rows = multiclass_nms(
-                    image_boxes,
-                    image_scores,
-                    self.nms.score_threshold,
-                    self.nms.nms_top_k,
-                    self.nms.keep_top_k,
-                    self.nms.nms_threshold,
-                )
-                if threshold is not None:
-                    rows = rows[rows[:, 1] > threshold]
-                results.append(np.ascontiguousarray(rows[:, [2, 3, 4, 5, 1]]))
+            for image_boxes, image_scores, image_factors in zip(boxes, scores, factors):
+                results.append(self._postprocess(image_boxes, image_scores, image_factors, threshold))
         return results
+
+    def _detect_one(
+        self, image: np.ndarray | str | Path, threshold: float | None, run_one: DetectorForward
+    ) -> np.ndarray:
+        pixels, factors = preprocess_image(self._bgr(image), self.spec)
+        boxes, scores = run_one(pixels[None])
+        return self._postprocess(boxes[0], scores[0], factors, threshold)
+
+    def _postprocess(
+        self, boxes: np.ndarray, scores: np.ndarray, factors: np.ndarray, threshold: float | None
+    ) -> np.ndarray:
+        """One image's network outputs -> its ``[K,5]`` rows: boxes back to image pixels, NMS, threshold."""
+        scale_y, scale_x = factors
+        boxes = boxes / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
+        rows = multiclass_nms(
+            boxes, scores, self.nms.score_threshold, self.nms.nms_top_k, self.nms.keep_top_k, self.nms.nms_threshold
+        )
+        if threshold is not None:
+            rows = rows[rows[:, 1] > threshold]
+        return np.ascontiguousarray(rows[:, [2, 3, 4, 5, 1]])
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The threads that prepare (and, with a batch-invariant runtime, detect) a batch's images:
+        the runtime's ``streams``, else one per core."""
+        if self._pool is None:
+            workers = int(getattr(self.forward, "streams", 0) or os.cpu_count() or 1)
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tinypose-det")
+        return self._pool
 
 
 def create_detector(

@@ -182,8 +182,14 @@ class OrtDetectorRuntime(DetectorRuntime):
         options.add_session_config_entry("session.force_spinning_stop", "1")
         return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
+    def run_one(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One image ``[1,3,S,S]`` on the single-threaded session, as a batch runs each of its images;
+        safe to call from several threads at once (what :meth:`PersonDetector.detect` does)."""
+        boxes, scores = self.single_thread.run(None, {INPUT_NAME: np.ascontiguousarray(image, dtype=np.float32)})
+        return boxes, scores
+
     def _one(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, scores = self.single_thread.run(None, {INPUT_NAME: image[None]})
+        boxes, scores = self.run_one(image[None])
         return boxes[0], scores[0]
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
