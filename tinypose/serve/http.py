@@ -84,11 +84,14 @@ Submit = Callable[[Job], Awaitable[dict[str, Any]]]
 
 class Gate:
     """Requests inside the service and the draining flag, in shared memory so that the process that
-    handles signals can drain the HTTP processes it started (``multiprocessing.Value``; works alone too)."""
+    handles signals can drain the HTTP processes it started (``multiprocessing.Value``; works alone too).
+    Made in the ``spawn`` context: forked HTTP processes inherit them, and spawned model processes
+    (LitServe starts those with ``spawn``) get them as arguments to read how many requests are inside."""
 
     def __init__(self) -> None:
-        self.in_flight = multiprocessing.Value("i", 0)
-        self.draining = multiprocessing.Value("b", 0)
+        context = multiprocessing.get_context("spawn")
+        self.in_flight = context.Value("i", 0)
+        self.draining = context.Value("b", 0)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no request is inside, or ``timeout`` seconds; True when idle."""

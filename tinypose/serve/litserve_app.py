@@ -97,6 +97,8 @@ class WakeOnRequestLoop(BatchedLoop):
     LitServe's own collation polls its queue every millisecond even when idle (~15% of a core here);
     this loop blocks until a request arrives, then lets LitServe's ``collate_requests`` gather up to
     ``max_batch_size - 1`` more within ``batch_timeout``: the batch window opens with its first request.
+    When that request is the only one inside the service (the HTTP side's count, shared memory),
+    nobody can join it: the batch takes what is already queued and runs without waiting out the window.
     """
 
     def get_batch_requests(self, lit_api: Any, request_queue: Any, transport: Any) -> tuple[list, list]:
@@ -113,8 +115,9 @@ class WakeOnRequestLoop(BatchedLoop):
         else:
             payloads, timed_out = [(response_queue_id, uid, payload)], []
         if lit_api.max_batch_size > 1:
+            alone = lit_api.requests_inside() <= 1
             rest = SimpleNamespace(
-                batch_timeout=lit_api.batch_timeout,
+                batch_timeout=0 if alone else lit_api.batch_timeout,
                 request_timeout=lit_api.request_timeout,
                 max_batch_size=lit_api.max_batch_size - 1,
                 stream=False,
@@ -128,7 +131,7 @@ class WakeOnRequestLoop(BatchedLoop):
 class KeypointLitAPI(ls.LitAPI):
     """LitServe's model side: decodes and answers a batch of :class:`~tinypose.serve.core.Job` at once."""
 
-    def __init__(self, settings: dict[str, Any], spec: PaddleXSpec) -> None:
+    def __init__(self, settings: dict[str, Any], spec: PaddleXSpec, gate: Gate | None = None) -> None:
         super().__init__(
             max_batch_size=int(settings["max_batch_size"]),
             batch_timeout=float(settings["batch_wait_ms"]) / 1000.0,
@@ -137,6 +140,11 @@ class KeypointLitAPI(ls.LitAPI):
         )
         self.settings = settings
         self.service: KeypointService | None = None
+        self.in_flight = gate.in_flight if gate is not None else None  # a multiprocessing.Value: spawned with us
+
+    def requests_inside(self) -> int:
+        """Requests inside the service now (admitted by the HTTP side, not yet answered); large when unknown."""
+        return int(self.in_flight.value) if self.in_flight is not None else 1 << 30
 
     def setup(self, device: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process drains on Ctrl+C, then stops us
@@ -164,7 +172,7 @@ def build_server(settings: dict[str, Any], limits: Limits) -> tuple[ls.LitServer
     """A ready-to-run :class:`litserve.LitServer` for ``settings`` (see :mod:`tinypose.serve.cli`)."""
     gate, metrics = Gate(), Metrics()
     spec = PaddleXSpec(limits, ServiceInfo.from_settings(settings), gate, metrics)
-    api = KeypointLitAPI(settings, spec)
+    api = KeypointLitAPI(settings, spec, gate)
     device = str(settings.get("device") or "cpu")
     server = ls.LitServer(
         api,
