@@ -39,3 +39,13 @@ def test_requests_already_queued_join_without_waiting_when_nobody_else_is_inside
 def test_the_window_stays_open_while_others_are_inside() -> None:
     count, seconds = _batch(inside=3, queued=1)
     assert count == 1 and seconds >= WINDOW_MS / 1000 * 0.9
+
+
+def test_a_full_round_runs_without_waiting() -> None:
+    count, seconds = _batch(inside=3, queued=3)  # every request inside is in the batch: nobody else can come
+    assert count == 3 and seconds < WINDOW_MS / 1000 / 2
+
+
+def test_a_batch_stops_at_its_size() -> None:
+    count, _ = _batch(inside=20, queued=12)
+    assert count == 8

@@ -21,11 +21,10 @@ import threading
 import time
 import uuid
 from queue import Empty
-from types import SimpleNamespace
 from typing import Any
 
 import litserve as ls
-from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError, collate_requests
+from litserve.loops.base import _SENTINEL_VALUE, _StopLoopError
 from litserve.loops.simple_loops import BatchedLoop
 from litserve.specs.base import LitSpec
 from litserve.utils import LitAPIStatus, ResponseBufferItem, WorkerSetupStatus
@@ -92,13 +91,14 @@ class PaddleXSpec(LitSpec):
 
 
 class WakeOnRequestLoop(BatchedLoop):
-    """LitServe's batched loop, woken by the first request instead of polling an empty queue.
+    """LitServe's batched loop, woken by the first request, whose window closes once nobody else can join.
 
-    LitServe's own collation polls its queue every millisecond even when idle (~15% of a core here);
-    this loop blocks until a request arrives, then lets LitServe's ``collate_requests`` gather up to
-    ``max_batch_size - 1`` more within ``batch_timeout``: the batch window opens with its first request.
-    When that request is the only one inside the service (the HTTP side's count, shared memory),
-    nobody can join it: the batch takes what is already queued and runs without waiting out the window.
+    LitServe's own collation polls its queue every millisecond even when idle (~15% of a core here)
+    and always waits out ``batch_timeout``. This loop blocks until a request arrives, then gathers
+    up to ``max_batch_size`` from LitServe's queue within ``batch_timeout``, but stops waiting as soon
+    as the batch holds every request inside the service (the HTTP side's count, in shared memory): a
+    lone request runs at once, and a full round of clients does not wait for requests that cannot
+    come. Requests that waited past ``request_timeout`` are handed back as timed out, as LitServe does.
     """
 
     def get_batch_requests(self, lit_api: Any, request_queue: Any, transport: Any) -> tuple[list, list]:
@@ -106,26 +106,35 @@ class WakeOnRequestLoop(BatchedLoop):
             first = request_queue.get(timeout=1.0)
         except Empty:
             return [], []
-        if first == _SENTINEL_VALUE:
-            raise _StopLoopError()
-        response_queue_id, uid, timestamp, payload = first
-        waited = time.monotonic() - timestamp
-        if lit_api.request_timeout not in (-1, False, None) and waited > lit_api.request_timeout:
-            payloads, timed_out = [], [(response_queue_id, uid)]
-        else:
-            payloads, timed_out = [(response_queue_id, uid, payload)], []
-        if lit_api.max_batch_size > 1:
-            alone = lit_api.requests_inside() <= 1
-            rest = SimpleNamespace(
-                batch_timeout=0 if alone else lit_api.batch_timeout,
-                request_timeout=lit_api.request_timeout,
-                max_batch_size=lit_api.max_batch_size - 1,
-                stream=False,
-            )
-            more, more_timed_out = collate_requests(self, rest, request_queue, transport)
-            payloads.extend(more)
-            timed_out.extend(more_timed_out)
+        payloads: list[tuple[Any, str, Any]] = []
+        timed_out: list[tuple[Any, str]] = []
+        self._take(lit_api, first, payloads, timed_out)
+        deadline = time.monotonic() + lit_api.batch_timeout
+        while len(payloads) + len(timed_out) < lit_api.max_batch_size:
+            gathered = len(payloads) + len(timed_out)
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0 or gathered >= lit_api.requests_inside():
+                    item = request_queue.get_nowait()  # what is already queued still joins
+                else:
+                    item = request_queue.get(timeout=min(remaining, 0.005))  # then look at the count again
+            except Empty:
+                if remaining <= 0 or gathered >= lit_api.requests_inside():
+                    break
+                continue
+            self._take(lit_api, item, payloads, timed_out)
         return payloads, timed_out
+
+    @staticmethod
+    def _take(lit_api: Any, item: Any, payloads: list, timed_out: list) -> None:
+        if item == _SENTINEL_VALUE:
+            raise _StopLoopError()
+        response_queue_id, uid, timestamp, payload = item
+        limit = lit_api.request_timeout
+        if limit not in (-1, False, None) and time.monotonic() - timestamp > limit:
+            timed_out.append((response_queue_id, uid))
+        else:
+            payloads.append((response_queue_id, uid, payload))
 
 
 class KeypointLitAPI(ls.LitAPI):
