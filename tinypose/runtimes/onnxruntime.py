@@ -31,10 +31,10 @@ class OrtRuntime(CpuMicroBatchRuntime):
     and processes included. Within a call they spin either way, and stop when it returns
     (``session.force_spinning_stop``): a single crop passes ~600 layers between the threads, and
     waking sleeping workers at each cost 20% of the speed at 256x192, measured in docs/export.md),
-    ``precision`` (``fp32``, ``fp16``), ``opset``, ``cache_dir``, ``path`` (run this ONNX file, e.g. one written by ``export.py``, instead
-    of exporting ``model``; it must be ``model``'s size). A single crop on
-    the CPU runs on one thread or on ``num_threads`` threads, whichever measures faster
-    (:class:`~tinypose.runtimes.base.Fastest`, re-checked every 200 calls).
+    ``precision`` (``fp32``, ``fp16``), ``opset``, ``cache_dir``, ``path`` (run this ONNX file, e.g.
+    one written by ``export.py``, instead of exporting ``model``; it must be ``model``'s size). A
+    single crop on the CPU runs on one thread or on ``num_threads`` threads, whichever measures
+    faster (:class:`~tinypose.runtimes.base.Fastest`, re-checked every 200 calls).
     """
 
     name = "onnxruntime"
