@@ -143,7 +143,7 @@ class PersonDetector:
         run_one = getattr(self.forward, "run_one", None) if self.batch_invariant else None
         if run_one is not None and len(images) > 1:
             # A batch-invariant runtime computes each image alone anyway: each worker takes an image
-            # from decoding through NMS, so one image's NMS (Python, holding the GIL) overlaps the
+            # from resizing through NMS, so one image's NMS (Python, holding the GIL) overlaps the
             # other workers' forwards (which release it) instead of waiting for the whole batch.
             return list(self._executor().map(lambda image: self._detect_one(image, threshold, run_one), images))
         step = self.batch_size if batch_size is None else max(1, int(batch_size))

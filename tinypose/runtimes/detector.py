@@ -175,8 +175,8 @@ class OrtDetectorRuntime(DetectorRuntime):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # several threads spin while a call runs (an image passes ~100 layers between them; waking
-        # sleeping workers at each measured 13% slower) and sleep once it returns (idle spinning
+        # several threads spin while a call runs (an image passes ~100 layers between them: 7.7 ms
+        # against 8.9 ms waking sleeping workers at each) and sleep once it returns (idle spinning
         # would take the cores from the pose model and the HTTP process)
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads > 1 else "0")
         options.add_session_config_entry("session.force_spinning_stop", "1")

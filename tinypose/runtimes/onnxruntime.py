@@ -30,7 +30,8 @@ class OrtRuntime(CpuMicroBatchRuntime):
     between calls; default off: idle spinning takes the cores from everything else, other sessions
     and processes included. Within a call they spin either way, and stop when it returns
     (``session.force_spinning_stop``): a single crop passes ~600 layers between the threads, and
-    waking sleeping workers at each cost 20% of the speed at 256x192, measured in docs/export.md),
+    waking sleeping workers at each made the pair slower than one thread, 74 vs 92 crops/s at
+    256x192 against 113 spinning within the call, docs/export.md),
     ``precision`` (``fp32``, ``fp16``), ``opset``, ``cache_dir``, ``path`` (run this ONNX file, e.g.
     one written by ``export.py``, instead of exporting ``model``; it must be ``model``'s size). A
     single crop on the CPU runs on one thread or on ``num_threads`` threads, whichever measures

@@ -111,15 +111,15 @@ class WakeOnRequestLoop(BatchedLoop):
         self._take(lit_api, first, payloads, timed_out)
         deadline = time.monotonic() + lit_api.batch_timeout
         while len(payloads) + len(timed_out) < lit_api.max_batch_size:
-            gathered = len(payloads) + len(timed_out)
             remaining = deadline - time.monotonic()
+            closed = remaining <= 0 or len(payloads) + len(timed_out) >= lit_api.requests_inside()
             try:
-                if remaining <= 0 or gathered >= lit_api.requests_inside():
+                if closed:
                     item = request_queue.get_nowait()  # what is already queued still joins
                 else:
                     item = request_queue.get(timeout=min(remaining, 0.005))  # then look at the count again
             except Empty:
-                if remaining <= 0 or gathered >= lit_api.requests_inside():
+                if closed:
                     break
                 continue
             self._take(lit_api, item, payloads, timed_out)
