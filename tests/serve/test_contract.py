@@ -188,6 +188,8 @@ def test_metrics_are_prometheus_text(client: Client) -> None:
     for name in ("tinypose_requests_total", "tinypose_request_seconds_bucket", "tinypose_batch_size_bucket"):
         assert name in text
     assert 'tinypose_requests_total{endpoint="/human-keypoint-detection",status="200"}' in text
+    # every request of the tests before (good, malformed, refused) was counted out of "arriving"
+    assert "\ntinypose_arriving 0.0\n" in text and "\ntinypose_in_flight 0.0\n" in text
 
 
 MALFORMED = (

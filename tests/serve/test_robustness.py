@@ -91,6 +91,8 @@ def test_thousand_bad_requests(server: ServeProcess, client: Client, image_host:
     assert server.process.poll() is None, "the server died"
     status, _, health = client.get("/health")
     assert status == 200 and health["errorMsg"] == "Healthy"
+    status, _, metrics = client.get("/metrics")
+    assert "\ntinypose_arriving 0.0\n" in metrics, "a refused request stayed counted as arriving"
     summary = {
         "bad": len(results),
         "by_status": {str(s): sum(1 for r in results if r[1] == s) for s in sorted({r[1] for r in results})},

@@ -12,6 +12,7 @@ in ``static/``) is served here too, so that every engine serves it; it calls the
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import multiprocessing
@@ -21,7 +22,6 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.exceptions import HTTPException
@@ -60,6 +60,7 @@ __all__ = [
     "Submit",
     "endpoints",
     "install_error_handlers",
+    "mark_queued",
     "page_endpoints",
 ]
 
@@ -83,14 +84,20 @@ Submit = Callable[[Job], Awaitable[dict[str, Any]]]
 
 
 class Gate:
-    """Requests inside the service and the draining flag, in shared memory so that the process that
-    handles signals can drain the HTTP processes it started (``multiprocessing.Value``; works alone too).
-    Made in the ``spawn`` context: forked HTTP processes inherit them, and spawned model processes
-    (LitServe starts those with ``spawn``) get them as arguments to read how many requests are inside."""
+    """Requests inside the service, those still arriving, and the draining flag, in shared memory so
+    that the process that handles signals can drain the HTTP processes it started
+    (``multiprocessing.Value``; works alone too). Made in the ``spawn`` context: forked HTTP processes
+    inherit them, and spawned model processes (LitServe starts those with ``spawn``) get them as
+    arguments.
+
+    ``in_flight``: admitted and not yet answered. ``arriving``: admitted to a model route and not yet
+    handed to the engine (body being read, parsed or fetched from its URL): the requests that a
+    batch being gathered can still expect; answers on their way out are not among them."""
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
         self.in_flight = context.Value("i", 0)
+        self.arriving = context.Value("i", 0)
         self.draining = context.Value("b", 0)
 
     def wait_idle(self, timeout: float) -> bool:
@@ -128,6 +135,9 @@ class Metrics:
             "tinypose_batched_requests", "Requests that reached the model", registry=self.registry
         )
         self.in_flight = Gauge("tinypose_in_flight", "Requests inside the service", registry=self.registry)
+        self.arriving = Gauge(
+            "tinypose_arriving", "Requests admitted and not yet handed to the model", registry=self.registry
+        )
 
     def observe_answer(self, answer: dict[str, Any]) -> None:
         """Count a request that reached the model, and its batch once (through the batch's first request)."""
@@ -140,8 +150,39 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+class _Arrival:
+    """One admitted request counted in ``Gate.arriving`` until :meth:`done`, once."""
+
+    def __init__(self, gate: Gate, metrics: Metrics) -> None:
+        self.gate, self.metrics, self.pending = gate, metrics, True
+        with gate.arriving.get_lock():
+            gate.arriving.value += 1
+        metrics.arriving.inc()
+
+    def done(self) -> None:
+        if self.pending:
+            self.pending = False
+            with self.gate.arriving.get_lock():
+                self.gate.arriving.value -= 1
+            self.metrics.arriving.dec()
+
+
+_ARRIVAL: contextvars.ContextVar[_Arrival | None] = contextvars.ContextVar("tinypose_arrival", default=None)
+
+
+def mark_queued() -> None:
+    """The engine calls this once it holds the current request (LitServe: on its model queue), so
+    that a batch being gathered stops waiting for it; the request still counts in ``Gate.in_flight``."""
+    arrival = _ARRIVAL.get()
+    if arrival is not None:
+        arrival.done()
+
+
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(content=jsonable_encoder(body), status_code=status, headers=headers)
+    """``body`` as JSON. Every body here is already plain JSON types (the model side sends floats and
+    lists, not numpy), so it goes straight to ``json.dumps``: FastAPI's ``jsonable_encoder`` walk took
+    0.5 ms for an answer of five people, against 0.14 ms."""
+    return JSONResponse(content=body, status_code=status, headers=headers)
 
 
 def _loc_to_dot_sep(loc: tuple[str | int, ...]) -> str:
@@ -233,6 +274,8 @@ class AdmissionMiddleware:
             )
             return
         self.metrics.in_flight.inc()
+        arrival = _Arrival(self.gate, self.metrics)
+        token = _ARRIVAL.set(arrival)
         received = 0
         status = 500
 
@@ -254,6 +297,8 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, limited_receive, watched_send)
         finally:
+            arrival.done()  # answered without reaching the model (refused, malformed, cancelled)
+            _ARRIVAL.reset(token)
             with self.gate.in_flight.get_lock():
                 self.gate.in_flight.value -= 1
             self.metrics.in_flight.dec()

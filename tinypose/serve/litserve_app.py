@@ -40,7 +40,7 @@ from .core import (
     build_service,
     error_envelope,
 )
-from .http import AdmissionMiddleware, Gate, Metrics, endpoints, install_error_handlers
+from .http import AdmissionMiddleware, Gate, Metrics, endpoints, install_error_handlers, mark_queued
 
 __all__ = ["KeypointLitAPI", "PaddleXSpec", "build_server", "run_server"]
 
@@ -78,6 +78,7 @@ class PaddleXSpec(LitSpec):
         self.response_buffer[uid] = ResponseBufferItem(event=event)
         try:
             await asyncio.to_thread(self.request_queue.put, (self.response_queue_id, uid, time.monotonic(), job))
+            mark_queued()
             await event.wait()
             response, status = self.response_buffer[uid].response
         finally:
@@ -96,9 +97,11 @@ class WakeOnRequestLoop(BatchedLoop):
     LitServe's own collation polls its queue every millisecond even when idle (~15% of a core here)
     and always waits out ``batch_timeout``. This loop blocks until a request arrives, then gathers
     up to ``max_batch_size`` from LitServe's queue within ``batch_timeout``, but stops waiting as soon
-    as the batch holds every request inside the service (the HTTP side's count, in shared memory): a
-    lone request runs at once, and a full round of clients does not wait for requests that cannot
-    come. Requests that waited past ``request_timeout`` are handed back as timed out, as LitServe does.
+    as the queue is empty and no request is still arriving (admitted by the HTTP side and not yet
+    queued: ``Gate.arriving``, in shared memory). A lone request runs at once, and so does a batch
+    whose other clients are still reading the previous batch's answers: on 16 clients the window
+    otherwise ran out at every batch, waiting for requests that could not come. Requests that waited
+    past ``request_timeout`` are handed back as timed out, as LitServe does.
     """
 
     def get_batch_requests(self, lit_api: Any, request_queue: Any, transport: Any) -> tuple[list, list]:
@@ -111,17 +114,17 @@ class WakeOnRequestLoop(BatchedLoop):
         self._take(lit_api, first, payloads, timed_out)
         deadline = time.monotonic() + lit_api.batch_timeout
         while len(payloads) + len(timed_out) < lit_api.max_batch_size:
-            remaining = deadline - time.monotonic()
-            closed = remaining <= 0 or len(payloads) + len(timed_out) >= lit_api.requests_inside()
+            arriving = lit_api.requests_arriving()  # read before the queue: one queued after this read is new
             try:
-                if closed:
-                    item = request_queue.get_nowait()  # what is already queued still joins
-                else:
-                    item = request_queue.get(timeout=min(remaining, 0.005))  # then look at the count again
+                item = request_queue.get_nowait()  # what is already queued always joins
             except Empty:
-                if closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or arriving <= 0:
                     break
-                continue
+                try:
+                    item = request_queue.get(timeout=min(remaining, 0.002))  # then look at the count again
+                except Empty:
+                    continue
             self._take(lit_api, item, payloads, timed_out)
         return payloads, timed_out
 
@@ -149,11 +152,11 @@ class KeypointLitAPI(ls.LitAPI):
         )
         self.settings = settings
         self.service: KeypointService | None = None
-        self.in_flight = gate.in_flight if gate is not None else None  # a multiprocessing.Value: spawned with us
+        self.arriving = gate.arriving if gate is not None else None  # a multiprocessing.Value: spawned with us
 
-    def requests_inside(self) -> int:
-        """Requests inside the service now (admitted by the HTTP side, not yet answered); large when unknown."""
-        return int(self.in_flight.value) if self.in_flight is not None else 1 << 30
+    def requests_arriving(self) -> int:
+        """Requests admitted by the HTTP side and not yet on the queue (``Gate.arriving``); large when unknown."""
+        return int(self.arriving.value) if self.arriving is not None else 1 << 30
 
     def setup(self, device: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process drains on Ctrl+C, then stops us

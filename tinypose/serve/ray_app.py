@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from ray import serve
 
 from .core import Job, KeypointService, Limits, ServiceInfo, build_service
-from .http import AdmissionMiddleware, Gate, Metrics, endpoints, install_error_handlers
+from .http import AdmissionMiddleware, Gate, Metrics, endpoints, install_error_handlers, mark_queued
 
 __all__ = ["KeypointDeployment", "build_application", "run_server"]
 
@@ -51,6 +51,7 @@ def _asgi_builder(info: ServiceInfo, limits: Limits) -> Callable[[], FastAPI]:
         async def submit(job: Job) -> dict[str, Any]:
             deployment = _this_replica()
             assert deployment is not None, "requests reach the app after the replica is constructed"
+            mark_queued()  # in Ray Serve's batch queue from here on
             return await deployment.answer_batch(job)
 
         def ready() -> bool:
