@@ -51,6 +51,31 @@ def openvino_outputs(ir_paths: dict[int, Path], photos: dict[str, np.ndarray]) -
     return outputs
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_preprocessing_table_is_bit_identical_to_per_pixel_normalization(size: int) -> None:
+    """The lookup table gives the bits of PaddleDetection's per-pixel ``x / 255``, ``- mean``,
+    ``/ std`` (float32 multiply, float64 subtract and divide stored as float32): on an image holding
+    every byte value in every channel, and on random images of odd sizes."""
+    spec = get_detector_spec(size)
+    rng = np.random.default_rng(size)
+    every_value = np.stack(np.meshgrid(np.arange(256), np.arange(256), indexing="ij"), -1)[..., [0, 1, 0]]
+    images = [every_value.astype(np.uint8)] + [
+        rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for height, width in ((1, 1), (7, 5), (901, 333))
+    ]
+    for image in images:
+        resized = cv2.resize(
+            image, None, None, fx=size / image.shape[1], fy=size / image.shape[0], interpolation=cv2.INTER_CUBIC
+        )
+        expected = resized[..., ::-1].astype(np.float32)
+        expected *= 1.0 / 255.0
+        expected -= np.array(spec.mean)[None, None, :]
+        expected /= np.array(spec.std)[None, None, :]
+        pixels, factors = preprocess_image(image, spec)
+        assert pixels.dtype == np.float32 and pixels.flags.c_contiguous
+        assert np.array_equal(pixels, expected.transpose(2, 0, 1))
+        assert np.array_equal(factors, np.array([size / image.shape[0], size / image.shape[1]], np.float32))
+
+
 def test_registry_and_shapes() -> None:
     assert list_detectors() == ["picodet_s_192_lcnet_pedestrian", "picodet_s_320_lcnet_pedestrian"]
     assert get_detector_spec("320") is get_detector_spec("picodet_s_320_lcnet_pedestrian")

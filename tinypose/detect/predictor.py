@@ -11,6 +11,7 @@ Images are numpy arrays in OpenCV's BGR order (as ``cv2.imread`` returns them an
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -39,17 +40,30 @@ def preprocess_image(image_bgr: np.ndarray, spec: DetectorSpec) -> tuple[np.ndar
     """BGR ``HxWx3`` uint8 -> (normalized RGB ``3xSxS`` float32, scale factors ``[sy, sx]`` float32).
 
     Resizing is per channel, so resizing BGR and then swapping channels equals upstream's
-    RGB-then-resize exactly, on far fewer pixels.
+    RGB-then-resize exactly, on far fewer pixels. Normalizing goes through a 256-entry table per
+    channel (:func:`_normalize_table`), bit-identical to normalizing every pixel and ~3x faster.
     """
     height, width = image_bgr.shape[:2]
     scale_y = spec.input_size / float(height)
     scale_x = spec.input_size / float(width)
     resized = cv2.resize(image_bgr, None, None, fx=scale_x, fy=scale_y, interpolation=cv2.INTER_CUBIC)
-    pixels = resized[..., ::-1].astype(np.float32)
-    pixels *= 1.0 / 255.0
-    pixels -= np.array(spec.mean)[None, None, :]
-    pixels /= np.array(spec.std)[None, None, :]
-    return pixels.transpose(2, 0, 1), np.array([scale_y, scale_x], np.float32)
+    table = _normalize_table(tuple(spec.mean), tuple(spec.std))
+    pixels = np.empty((3, *resized.shape[:2]), np.float32)
+    for channel in range(3):  # RGB out of BGR
+        np.take(table[channel], resized[..., 2 - channel], out=pixels[channel])
+    return pixels, np.array([scale_y, scale_x], np.float32)
+
+
+@functools.cache
+def _normalize_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """``[3, 256]`` float32: every uint8 value normalized per RGB channel by the very operations
+    upstream applies to each pixel (``x * (1/255)`` in float32, then ``- mean`` and ``/ std`` in
+    float64 stored as float32), so a lookup gives the same bits."""
+    values = np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1)
+    values *= 1.0 / 255.0
+    values -= np.array(mean)[None, :]
+    values /= np.array(std)[None, :]
+    return np.ascontiguousarray(values.T)
 
 
 def _as_bgr(image: np.ndarray | str | Path) -> np.ndarray:
