@@ -74,6 +74,8 @@ def test_preprocessing_table_is_bit_identical_to_per_pixel_normalization(size: i
         assert pixels.dtype == np.float32 and pixels.flags.c_contiguous
         assert np.array_equal(pixels, expected.transpose(2, 0, 1))
         assert np.array_equal(factors, np.array([size / image.shape[0], size / image.shape[1]], np.float32))
+    with pytest.raises(ValueError, match="expected a BGR uint8 image, got float32"):
+        preprocess_image(np.zeros((4, 4, 3), np.float32), spec)
 
 
 def test_registry_and_shapes() -> None:

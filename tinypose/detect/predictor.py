@@ -46,7 +46,11 @@ def preprocess_image(image_bgr: np.ndarray, spec: DetectorSpec) -> tuple[np.ndar
     height, width = image_bgr.shape[:2]
     scale_y = spec.input_size / float(height)
     scale_x = spec.input_size / float(width)
-    resized = cv2.resize(image_bgr, None, None, fx=scale_x, fy=scale_y, interpolation=cv2.INTER_CUBIC)
+    if image_bgr.dtype != np.uint8:
+        raise ValueError(f"expected a BGR uint8 image, got {image_bgr.dtype}")
+    resized: np.ndarray = np.asarray(
+        cv2.resize(image_bgr, None, None, fx=scale_x, fy=scale_y, interpolation=cv2.INTER_CUBIC), np.uint8
+    )
     table = _normalize_table(tuple(spec.mean), tuple(spec.std))
     pixels = np.empty((3, *resized.shape[:2]), np.float32)
     for channel in range(3):  # RGB out of BGR
