@@ -11,7 +11,8 @@ input becomes an 8-bit 3-channel BGR image:
 * float arrays -> taken as 0..1 when their maximum is <= 1, else as 0..255, rounded and clipped.
 
 A numpy array is taken as BGR, as ``cv2.imread`` returns it (PaddleX's convention). A leaf module:
-the person detector, the predictor's input reader and the service all read images through it.
+the person detector, the predictor's input reader and the service all read images through it, and
+both networks' inputs are normalized by :func:`normalize_bgr8`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "decode_image_bytes",
     "fetch_url",
     "is_url",
+    "normalize_bgr8",
     "read_image_file",
     "read_url",
     "to_bgr8",
@@ -197,3 +199,14 @@ def read_url(
         head = data[:64].lstrip().lower()
         kind = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else f"{len(data)} bytes"
         raise InputError(url, f"not an image (got {kind} that OpenCV cannot decode)") from error
+
+
+def normalize_bgr8(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """uint8 BGR ``[..., H, W, 3]`` -> float32 RGB ``[..., 3, H, W]``, each value looked up in ``table``
+    ``[3 (RGB), 256]``. A table that holds a normalization's result for every byte value gives that
+    normalization's exact bits with one gather per element instead of several passes over the
+    pixels: the pose model's crops and the person detector's input are normalized this way."""
+    out = np.empty((*pixels.shape[:-3], 3, *pixels.shape[-3:-1]), np.float32)
+    for channel in range(3):  # RGB channel c is BGR channel 2 - c
+        out[..., channel, :, :] = table[channel][pixels[..., 2 - channel]]
+    return out

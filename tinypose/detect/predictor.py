@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..device import usable_device
-from ..images import read_image_file
+from ..images import normalize_bgr8, read_image_file
 from .nms import multiclass_nms
 from .picodet import DetectorSpec, NMSConfig, PicoDet, build_detector, get_detector_spec
 
@@ -41,7 +41,7 @@ def preprocess_image(image_bgr: np.ndarray, spec: DetectorSpec) -> tuple[np.ndar
 
     Resizing is per channel, so resizing BGR and then swapping channels equals upstream's
     RGB-then-resize exactly, on far fewer pixels. Normalizing goes through a 256-entry table per
-    channel (:func:`_normalize_table`), bit-identical to normalizing every pixel and ~3x faster.
+    channel (:func:`~tinypose.images.normalize_bgr8`), bit-identical to normalizing every pixel and ~3x faster.
     """
     height, width = image_bgr.shape[:2]
     scale_y = spec.input_size / float(height)
@@ -51,10 +51,7 @@ def preprocess_image(image_bgr: np.ndarray, spec: DetectorSpec) -> tuple[np.ndar
     resized: np.ndarray = np.asarray(
         cv2.resize(image_bgr, None, None, fx=scale_x, fy=scale_y, interpolation=cv2.INTER_CUBIC), np.uint8
     )
-    table = _normalize_table(tuple(spec.mean), tuple(spec.std))
-    pixels = np.empty((3, *resized.shape[:2]), np.float32)
-    for channel in range(3):  # RGB out of BGR
-        np.take(table[channel], resized[..., 2 - channel], out=pixels[channel])
+    pixels = normalize_bgr8(resized, _normalize_table(tuple(spec.mean), tuple(spec.std)))
     return pixels, np.array([scale_y, scale_x], np.float32)
 
 

@@ -35,7 +35,15 @@ from ..crop import (
     whole_image_center_scale,
 )
 from ..device import resolve_device, usable_device
-from ..images import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_URL_TIMEOUT_S, VIDEO_SUFFIXES, InputError, is_url, to_bgr8
+from ..images import (
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    DEFAULT_URL_TIMEOUT_S,
+    VIDEO_SUFFIXES,
+    InputError,
+    is_url,
+    normalize_bgr8,
+    to_bgr8,
+)
 from ..models.tinypose import ModelSpec, TinyPose, build_model, forward_with_flip, get_spec
 from ..runtimes import create_backend, default_backend
 from .draw import DEFAULT_DRAW_THRESHOLD
@@ -284,11 +292,7 @@ class KeypointPredictor:
 
     def preprocess(self, crops_bgr: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 BGR crops ``[H, W, 3]`` -> normalized float32 RGB batch ``[N, 3, H, W]`` (PaddleX's arithmetic)."""
-        stacked = np.stack(crops_bgr)
-        batch = np.empty((len(stacked), 3, *stacked.shape[1:3]), np.float32)
-        for channel in range(3):  # RGB channel c is BGR channel 2 - c
-            batch[:, channel] = self._lut[channel][stacked[..., 2 - channel]]
-        return torch.from_numpy(batch)
+        return torch.from_numpy(normalize_bgr8(np.stack(crops_bgr), self._lut))
 
     def run_crops(
         self, batch: torch.Tensor, centers: np.ndarray, scales: np.ndarray, flip: bool | None = None
